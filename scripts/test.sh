@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every check of the workspace on a fresh machine: installs the test dependencies that
+# are missing (idempotent), then cargo fmt --check, clippy with warnings as errors, and the
+# whole test suite. Fails loudly on the first problem.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Builds are reused between runs when this directory survives; an empty one works too.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ron-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CARGO_INCREMENTAL=0
+tools="${RON_TOOLS_DIR:-$HOME/.cache/ron-tools}"
+mkdir -p "$tools/bin" "$CARGO_TARGET_DIR"
+export PATH="$tools/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$apt_updated" -eq 0 ]; then
+    apt-get update -qq || die "apt-get update failed"
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+install_promtool() {
+  # promtool from Debian's prometheus package, unpacked without installing the server.
+  command -v promtool >/dev/null 2>&1 && return 0
+  local dir
+  dir="$(mktemp -d)"
+  if [ "$apt_updated" -eq 0 ]; then apt-get update -qq || die "apt-get update failed"; apt_updated=1; fi
+  (cd "$dir" && apt-get download -qq prometheus >/dev/null) || die "apt-get download prometheus failed"
+  dpkg -x "$dir"/prometheus_*.deb "$dir/x" || die "cannot unpack prometheus .deb"
+  install -m 0755 "$dir/x/usr/bin/promtool" "$tools/bin/promtool"
+  rm -rf "$dir"
+}
+
+install_python_deps() {
+  python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null && return 0
+  python3 -m pip install -q --disable-pip-version-check prometheus-client \
+    || die "pip install prometheus-client failed"
+}
+
+step "installing test dependencies"
+apt_install curl ca-certificates
+install_promtool
+install_python_deps
+promtool --version 2>&1 | head -1
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || die "cargo test failed (status $status)"
+
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$CARGO_TARGET_DIR/test-output.txt" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$CARGO_TARGET_DIR/test-output.txt" | awk '{s+=$1} END {print s+0}')
+echo "$passed passed, $failed failed"
