@@ -24,6 +24,7 @@ pub mod signals;
 pub use corr_id::{CorrId, CorrIdConfig, CorrIdLayer};
 pub use health::{HealthError, HealthSnapshot, HealthState, ReadyState};
 pub use shutdown::{DrainConfig, DrainOutcome, Phase, ShutdownCoordinator, ShutdownToken};
+
 pub use breaker::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker};
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use config::{
