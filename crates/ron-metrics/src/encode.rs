@@ -135,31 +135,6 @@ mod tests {
     use crate::BaseLabels;
 
     #[test]
-    fn small_registry_matches_the_interop_vector_shape() {
-        let r = Registry::new(BaseLabels::new("svc-demo", "node-1", "0.1.0", false));
-        r.counter_vec(
-            "pq_kex_failures_total",
-            "Post-quantum key exchange failures.",
-            &["algo", "role"],
-        )
-        .unwrap()
-        .with_label_values(&["none", "none"]);
-        r.histogram_vec(
-            "request_latency_seconds",
-            "Request latency in seconds.",
-            &["route", "method"],
-            &[0.005, 0.1],
-        )
-        .unwrap()
-        .with_label_values(&["/metrics", "GET"])
-        .observe(0.002);
-        let mut out = Vec::new();
-        assert_eq!(r.encode_into(None, Format::Text004, &mut out), 2);
-        let want = include_str!("../tests/vectors/interop/metrics-small.prom");
-        assert_eq!(String::from_utf8(out).unwrap(), want);
-    }
-
-    #[test]
     fn health_gauges_merge_in_name_order() {
         let r = Registry::new(BaseLabels::new("s", "i", "v", false));
         r.gauge("a_gauge", "h").unwrap();

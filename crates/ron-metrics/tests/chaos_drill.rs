@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,13 +28,7 @@ fn slowloris(addr: SocketAddr) -> Duration {
     let mut c = TcpStream::connect(addr).expect("slowloris connect");
     let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHo");
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 64];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return t0.elapsed(),
-            Ok(_) => {}
-        }
-    }
+    test_support::time_to_close(c, t0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,9 +199,7 @@ fn post_is_logged_as_exposer_reject_with_method() {
 fn bind_failure_exits_1_naming_the_address() {
     let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = holder.local_addr().unwrap().to_string();
-    let out = Command::new(example_bin())
-        .env("RON_METRICS_ADDR", &addr)
-        .env_remove("RON_METRICS_UDS")
+    let out = test_support::command(&example_bin(), &[("RON_METRICS_ADDR", &addr)])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -13,16 +13,10 @@ use ron_metrics::ServeOptions;
 use support::{blocking, start};
 use test_support::{get, read_response};
 
-/// Seconds until the server closes `c` (reads until EOF or error).
-fn time_to_close(mut c: TcpStream, since: Instant) -> Duration {
+/// Time until the server closes `c`, bounded by a 30 s read timeout.
+fn time_to_close(c: TcpStream, since: Instant) -> Duration {
     c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return since.elapsed(),
-            Ok(_) => {}
-        }
-    }
+    test_support::time_to_close(c, since)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,6 +125,44 @@ impl Drop for Service {
     }
 }
 
+/// Variables of the runbooks' knobs, cleared so the developer's shell cannot leak into a test.
+pub const RON_ENV_VARS: [&str; 10] = [
+    "RON_METRICS_ADDR",
+    "RON_METRICS_UDS",
+    "RON_METRICS_TLS_CERT",
+    "RON_METRICS_TLS_KEY",
+    "RON_METRICS_LOAD",
+    "RON_AMNESIA",
+    "RON_SERVICE",
+    "RON_INSTANCE",
+    "RON_OTEL_ENDPOINT",
+    "RUST_LOG",
+];
+
+/// A command for `bin` with the `RON_*` knobs cleared, then `env` applied, stdin closed.
+pub fn command(bin: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.stdin(Stdio::null());
+    for var in RON_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Reads from `c` until the server closes it; returns the time since `since`.
+pub fn time_to_close<R: Read>(mut c: R, since: Instant) -> Duration {
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return since.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
 fn pump(stdout: ChildStdout) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
