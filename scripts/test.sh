@@ -62,12 +62,17 @@ cargo fmt --all -- --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p ron-metrics --all-targets --features otel --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$CARGO_TARGET_DIR/test-output.txt"
-status=${PIPESTATUS[0]}
-[ "$status" -eq 0 ] || die "cargo test failed (status $status)"
+log="$CARGO_TARGET_DIR/test-output.txt"
+: >"$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee -a "$log" || die "cargo test failed"
 
-passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$CARGO_TARGET_DIR/test-output.txt" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' "$CARGO_TARGET_DIR/test-output.txt" | awk '{s+=$1} END {print s+0}')
+step "cargo test: ron-metrics OTLP export (feature otel)"
+cargo test -p ron-metrics --features otel --locked --test otel 2>&1 | tee -a "$log" \
+  || die "cargo test --features otel failed"
+
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
 echo "$passed passed, $failed failed"

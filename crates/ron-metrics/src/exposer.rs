@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use parking_lot::Mutex;
 use ron_kernel::{CorrId, HealthState};
+use tracing::Instrument;
 
 use crate::handles::{Counter, Histogram};
 use crate::metrics::REJECT_REASONS;
@@ -25,6 +26,11 @@ use crate::{Format, Metrics};
 pub const BLOCKING_ENCODE_BYTES: usize = 256 * 1024;
 /// Longest request path kept in a reject log line.
 pub const MAX_LOGGED_PATH: usize = 128;
+
+/// `endpoint` span field by route index (metrics, healthz, readyz, unmatched).
+const ENDPOINT_NAMES: [&str; 4] = ["metrics", "healthz", "readyz", "other"];
+/// `method` span field and latency label by method index.
+const METHOD_NAMES: [&str; 3] = ["GET", "HEAD", "other"];
 
 pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 pub(crate) const JSON: &str = "application/json";
@@ -97,8 +103,7 @@ impl Exposer {
         };
         let latency = std::array::from_fn(|i| {
             let r = route(i);
-            ["GET", "HEAD", "other"]
-                .map(|m| metrics.request_latency_seconds.with_label_values(&[&r, m]))
+            METHOD_NAMES.map(|m| metrics.request_latency_seconds.with_label_values(&[&r, m]))
         });
         let rejected = REJECT_REASONS
             .iter()
@@ -131,7 +136,13 @@ impl Exposer {
             Some(Endpoint::Readyz) => 2,
             None => 3,
         };
-        let reply = self.route(ep, head, method_idx == 1).await;
+        let span = tracing::info_span!(
+            "svc.ron_metrics.expose",
+            corr_id = %head.corr,
+            endpoint = ENDPOINT_NAMES[route_idx],
+            method = METHOD_NAMES[method_idx],
+        );
+        let reply = self.route(ep, head, method_idx == 1).instrument(span).await;
         self.latency[route_idx][method_idx].observe(started.elapsed().as_secs_f64());
         reply
     }

@@ -38,6 +38,8 @@ mod labels;
 mod metrics;
 pub mod negotiate;
 mod options;
+#[cfg(feature = "otel")]
+mod otel;
 pub mod readyz;
 mod registry;
 mod router;
@@ -59,6 +61,12 @@ pub use handles::{
 pub use labels::{BASE_LABEL_NAMES, BaseLabels};
 pub use metrics::{DEFAULT_REQUEST_BUCKETS, Metrics, MetricsBuilder, REJECT_REASONS};
 pub use options::{BindTarget, BoundAddr, Endpoint, MountOptions, ServeOptions};
+#[cfg(feature = "otel")]
+pub use otel::{
+    CONTENT_TYPE_PROTOBUF, DEFAULT_OTEL_INTERVAL, OTEL_BACKOFF_INITIAL, OTEL_BACKOFF_MAX,
+    OTEL_EXPORT_DROPPED_TOTAL, OTEL_EXPORT_QUEUE_DEPTH, OTEL_EXPORT_TIMEOUT, OTEL_EXPORTS_TOTAL,
+    OTEL_LOG_EVERY, OTEL_QUEUE_CAPACITY, OTLP_HTTP_PATH, RESOURCE_ATTRIBUTES,
+};
 pub use registry::{DEFAULT_MAX_SERIES_PER_FAMILY, MetricsError, Registry};
 pub use ron_kernel::HealthState;
 pub use ron_kernel::config::ConfigError;

@@ -83,6 +83,9 @@ pub(crate) struct Internal {
     pub(crate) io_read: Counter,
     pub(crate) io_write: Counter,
     pub(crate) synthetic: OnceLock<synthetic::Synthetic>,
+    // otel: exporter families and the parsed endpoint (see crate::otel).
+    #[cfg(feature = "otel")]
+    pub(crate) otel: crate::otel::Otel,
 }
 
 /// Builds a [`Metrics`]; unset labels come from the environment, then defaults.
@@ -97,6 +100,9 @@ pub struct MetricsBuilder {
     max_series: Option<usize>,
     synthetic_load: Option<bool>,
     env: Option<EnvSource>,
+    // otel: snapshot interval override.
+    #[cfg(feature = "otel")]
+    otel_interval: Option<std::time::Duration>,
 }
 
 impl Metrics {
@@ -148,6 +154,9 @@ impl Metrics {
             if let Some(s) = self.internal.synthetic.get() {
                 s.spawn_bumper();
             }
+            // otel: the ticker and exporter, when RON_OTEL_ENDPOINT is set.
+            #[cfg(feature = "otel")]
+            self.internal.otel.spawn(&self.registry);
         });
     }
 }
@@ -198,6 +207,14 @@ impl MetricsBuilder {
         self.env = Some(env);
         self
     }
+    // otel: builder knob.
+    /// Time between OTLP snapshots (default [`crate::DEFAULT_OTEL_INTERVAL`], 10 s); must be
+    /// non-zero. Tests shorten it; operators rarely need to.
+    #[cfg(feature = "otel")]
+    pub fn otel_interval(mut self, every: std::time::Duration) -> Self {
+        self.otel_interval = Some(every);
+        self
+    }
 
     /// Validates labels and environment and creates every golden family at zero.
     pub fn build(self) -> Result<Arc<Metrics>, ConfigError> {
@@ -237,6 +254,7 @@ impl MetricsBuilder {
             Some(s) => s,
             None => env::parse_load(&env)?,
         };
+        #[cfg(not(feature = "otel"))]
         if let Some(v) = env.get(env::ENV_OTEL_ENDPOINT) {
             return Err(env::error(
                 env::ENV_OTEL_ENDPOINT,
@@ -244,6 +262,9 @@ impl MetricsBuilder {
                 "OTLP export needs ron-metrics built with the `otel` feature; unset the variable or enable the feature",
             ));
         }
+        // otel: parse RON_OTEL_ENDPOINT (a bad value is a config error).
+        #[cfg(feature = "otel")]
+        let otel_exporter = crate::otel::OtelExporter::from_env(&env, self.otel_interval)?;
         let mut base = BaseLabels::new(service, instance, build_version, amnesia);
         base.extra = check_extra(self.extra)?;
         let buckets = self
@@ -261,6 +282,8 @@ impl MetricsBuilder {
                 e.to_string(),
             )
         })?;
+        #[cfg(feature = "otel")]
+        m.internal.otel.configure(otel_exporter);
         let m = Arc::new(m);
         m.ensure_tasks();
         Ok(m)
@@ -438,6 +461,9 @@ fn golden(
         "exposer_connections",
         "Open connections to the standalone exposer.",
     )?;
+    // otel: otel_exports_total{result}, otel_export_dropped_total, otel_export_queue_depth.
+    #[cfg(feature = "otel")]
+    let otel = crate::otel::Otel::register(r)?;
 
     let internal = Internal {
         exposition_size_bytes,
@@ -448,6 +474,8 @@ fn golden(
         io_read,
         io_write,
         synthetic: OnceLock::new(),
+        #[cfg(feature = "otel")]
+        otel,
     };
     if synthetic_load {
         let _ = internal.synthetic.set(synthetic::Synthetic::register(r)?);
@@ -521,7 +549,10 @@ mod tests {
             ("RON_INSTANCE", "x/y"),
             ("RON_METRICS_LOAD", "huge"),
             ("RON_METRICS_FOO", "1"),
+            #[cfg(not(feature = "otel"))]
             ("RON_OTEL_ENDPOINT", "grpc://c:4317"),
+            #[cfg(feature = "otel")]
+            ("RON_OTEL_ENDPOINT", "grpc://c"),
         ] {
             let err = build(&[(k, v)]).err().expect("must fail").to_string();
             assert!(

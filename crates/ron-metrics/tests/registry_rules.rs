@@ -133,7 +133,18 @@ fn concurrent_observations_never_break_histogram_invariants() {
         .histogram_vec("work_seconds", "Work.", &["k"], &[0.1, 0.5, 1.0])
         .unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // Stops the observers even when a check below panics, so a failure cannot hang.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    for t in 0..3 {
+        h.with_label_values(&[&format!("k{t}")]);
+    }
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
         for t in 0..3 {
             let h = h.clone();
             let stop = &stop;
@@ -150,7 +161,6 @@ fn concurrent_observations_never_break_histogram_invariants() {
             let t = text(&r, Format::Text004);
             expfmt::check(&t, false).unwrap_or_else(|e| panic!("{e}"));
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
 

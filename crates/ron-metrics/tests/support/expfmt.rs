@@ -25,6 +25,10 @@ struct Hist {
 }
 
 pub fn check(text: &str, openmetrics: bool) -> Result<Stats, String> {
+    // An empty registry is a valid (empty) text exposition.
+    if text.is_empty() && !openmetrics {
+        return Ok(Stats::default());
+    }
     if !text.ends_with('\n') {
         return Err("no final newline".into());
     }
