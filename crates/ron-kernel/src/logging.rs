@@ -74,6 +74,9 @@ pub struct LogConfig {
     pub writer: LogWriter,
     /// Filter directives when `RUST_LOG` is unset.
     pub default_filter: String,
+    /// Write an `event` key on every line: the event's own `event` field, else its
+    /// message. For services whose runbooks select lines by `.event` (svc-edge).
+    pub event_key: bool,
 }
 
 /// Changes the active filter at run time (SIGUSR1/SIGUSR2, admin endpoints). Cheap to clone.
@@ -88,6 +91,7 @@ pub struct JsonLayer<W> {
     layout: FieldLayout,
     /// `"service":"x"` plus the static fields, rendered once.
     fixed: String,
+    event_key: bool,
 }
 
 /// The per-layer filter: `EnvFilter` (reloadable), except that spans with a `corr_id`
@@ -133,6 +137,7 @@ impl Default for LogConfig {
             fields: FieldLayout::Flat,
             writer: LogWriter::Stdout,
             default_filter: DEFAULT_FILTER.to_owned(),
+            event_key: false,
         }
     }
 }
@@ -328,6 +333,7 @@ impl<W> JsonLayer<W> {
             make_writer,
             layout: config.fields,
             fixed,
+            event_key: config.event_key,
         }
     }
 
@@ -353,6 +359,10 @@ impl<W> JsonLayer<W> {
         if let Some(id) = visitor.corr_id.as_deref().or(corr_id) {
             line.push_str(",\"corr_id\":");
             push_json_str(&mut line, id);
+        }
+        if self.event_key && !visitor.fields.iter().any(|(name, _)| *name == "event") {
+            line.push_str(",\"event\":");
+            push_json_str(&mut line, visitor.message.as_deref().unwrap_or(""));
         }
         match self.layout {
             FieldLayout::Flat => {
@@ -606,6 +616,27 @@ mod tests {
         let (sub, handle) = subscriber(config, out.clone()).unwrap();
         tracing::subscriber::with_default(sub, || f(&handle));
         out.lines()
+    }
+
+    #[test]
+    fn event_key_uses_the_event_field_else_the_message() {
+        let cfg = LogConfig {
+            event_key: true,
+            ..LogConfig::new("svc")
+        };
+        let lines = capture(&cfg, |_| {
+            tracing::info!(event = "request", status = 200, "request served");
+            tracing::info!("plain message");
+        });
+        assert!(lines[0].contains(r#""event":"request""#), "{}", lines[0]);
+        assert_eq!(lines[0].matches("\"event\"").count(), 1);
+        assert!(
+            lines[1].contains(r#""event":"plain message""#),
+            "{}",
+            lines[1]
+        );
+        let plain = capture(&LogConfig::new("svc"), |_| tracing::info!("x"));
+        assert!(!plain[0].contains("\"event\""));
     }
 
     #[test]

@@ -34,47 +34,38 @@ impl Service {
     /// Spawns `bin` with `env`, waiting for a stdout line containing `"message":"<ready_msg>"`
     /// and reading its `bound_addr` field.
     pub fn spawn(bin: &Path, env: &[(&str, &str)], ready_msg: &str) -> Service {
-        let mut cmd = Command::new(bin);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for var in [
-            "RON_METRICS_ADDR",
-            "RON_METRICS_UDS",
-            "RON_METRICS_TLS_CERT",
-            "RON_METRICS_TLS_KEY",
-            "RON_METRICS_LOAD",
-            "RON_AMNESIA",
-            "RON_SERVICE",
-            "RON_INSTANCE",
-            "RON_OTEL_ENDPOINT",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let (mut svc, seen) = Service::start(command(bin, env), ready_msg, 1);
+        svc.addr = json_field(&seen[0], "bound_addr").unwrap_or_default();
+        svc
+    }
+
+    /// Starts `cmd` (stdout piped) and waits until `count` stdout lines carry
+    /// `"message":"<msg>"`; returns them with the running service.
+    pub fn start(mut cmd: Command, msg: &str, count: usize) -> (Service, Vec<String>) {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let lines = pump(stdout);
-        let needle = format!("\"message\":\"{ready_msg}\"");
+        let needle = format!("\"message\":\"{msg}\"");
         let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let mut seen = Vec::new();
+        while seen.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
-                Ok(line) if line.contains(&needle) => {
-                    let addr = json_field(&line, "bound_addr").unwrap_or_default();
-                    return Service { child, lines, addr };
-                }
+                Ok(line) if line.contains(&needle) => seen.push(line),
                 Ok(_) => {}
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("{} did not log {ready_msg:?} in time", bin.display());
+                    panic!("service did not log {msg:?} {count} times in time");
                 }
             }
         }
+        let svc = Service {
+            child,
+            lines,
+            addr: String::new(),
+        };
+        (svc, seen)
     }
 
     /// The bound TCP address.

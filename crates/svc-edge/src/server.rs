@@ -1,0 +1,266 @@
+//! Listeners and lifecycle (spec §4.1, §4.13, §4.14): metrics listener first, then the API
+//! listener, each logging `listening`; packs mounted on the blocking pool; readiness and
+//! `ready_changed`; SIGHUP reload; SIGTERM drain, then exit 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ron_kernel::HealthState;
+use ron_kernel::config::{ReloadOutcome, ReloadPolicy};
+use ron_kernel::logging::LogHandle;
+use ron_kernel::shutdown::{DrainConfig, ShutdownCoordinator};
+use ron_kernel::signals::{self, Hooks};
+use ron_metrics::{Metrics, ServeOptions};
+use tokio::net::TcpListener;
+
+use crate::app::{App, ready};
+use crate::config::{self, EdgeConfig};
+use crate::http::{self, Probes};
+use crate::metrics::{EdgeMetrics, LATENCY_BUCKETS};
+
+/// Largest request head accepted; bigger heads get hyper's bare 431.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Where the config came from, so SIGHUP can load it again.
+#[derive(Clone)]
+pub struct ConfigSource {
+    /// `--config FILE`.
+    pub file: Option<PathBuf>,
+    /// Flags as (key path, raw value, flag name).
+    pub flags: Vec<(String, String, String)>,
+}
+
+/// Runs the server until drained; returns the process exit code.
+pub async fn run(cfg: EdgeConfig, source: ConfigSource, log: LogHandle) -> i32 {
+    let health = HealthState::new();
+    for key in [ready::CONFIG_LOADED, ready::PACKS_VERIFIED] {
+        let _ = health.register(key);
+    }
+    let coord = ShutdownCoordinator::global();
+    coord.configure(DrainConfig {
+        deadline: Duration::from_secs(u64::from(cfg.drain_secs)),
+        grace: Duration::ZERO,
+    });
+    coord.attach(health.clone());
+
+    let mut builder = Metrics::builder()
+        .service("svc-edge")
+        .amnesia(cfg.security.amnesia)
+        .request_buckets(LATENCY_BUCKETS.to_vec());
+    if let Some(i) = &cfg.instance {
+        builder = builder.instance(i.clone());
+    }
+    let metrics = match builder.build() {
+        Ok(m) => m,
+        Err(e) => ron_kernel::config::exit_on_error("svc-edge", &e),
+    };
+    let hosts: Vec<String> = cfg
+        .edge
+        .allow
+        .iter()
+        .filter_map(|a| config::parse_allow(a).ok().map(|(h, _)| h))
+        .collect();
+    let edge_metrics = match EdgeMetrics::register(metrics.clone(), &hosts) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(event = "startup", error = %e, "metric registration failed");
+            return 1;
+        }
+    };
+    let app = App::new(cfg.clone(), edge_metrics, health.clone());
+    let reload_app = app.clone();
+    let reload_source = source.clone();
+    let hooks = Hooks {
+        reload: Some(signals::reload_hook(move || {
+            let app = reload_app.clone();
+            let source = reload_source.clone();
+            async move { reload(app, source).await }
+        })),
+        log,
+    };
+    if let Err(e) = signals::install(coord, hooks) {
+        tracing::error!(event = "startup", error = %e, "cannot install signal handlers");
+        return 1;
+    }
+    tracing::info!(
+        event = "startup",
+        mode = cfg.edge.mode.as_str(),
+        bind_addr = %cfg.bind_addr,
+        metrics_addr = %cfg.metrics_addr,
+        amnesia = cfg.security.amnesia,
+        packs = ?cfg.edge.packs,
+        version = env!("CARGO_PKG_VERSION"),
+        "startup"
+    );
+
+    let metrics_opts = ServeOptions::default().shutdown(coord.token());
+    let (metrics_task, metrics_bound) = match metrics
+        .clone()
+        .serve_with(cfg.metrics_addr, health.clone(), metrics_opts)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(event = "startup", addr = %cfg.metrics_addr, error = %e, "metrics listener bind failed");
+            return 1;
+        }
+    };
+    tracing::info!(event = "listening", listener = "metrics", addr = %metrics_bound, "listening");
+    let api = match TcpListener::bind(cfg.bind_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(event = "startup", addr = %cfg.bind_addr, error = %e, "API listener bind failed");
+            return 1;
+        }
+    };
+    let api_addr = api.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(event = "listening", listener = "api", addr = %api_addr, "listening");
+    health.set(ready::CONFIG_LOADED, true);
+    spawn_readiness_watch(app.clone());
+    sync_maintenance(&app, &cfg);
+
+    let mount_app = app.clone();
+    let mount_cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || mount_app.mount_packs(&mount_cfg));
+
+    let probes = Arc::new(Probes::new(&app));
+    accept_loop(app.clone(), probes, api).await;
+    let outcome = coord.wait().await;
+    let _ = metrics_task.await;
+    tracing::info!(
+        event = "shutdown",
+        aborted = outcome.inflight_left,
+        clean = outcome.clean,
+        elapsed_ms = outcome.elapsed.as_millis() as u64,
+        "shutdown"
+    );
+    0
+}
+
+/// Accepts API connections until draining begins, then lets open connections finish.
+async fn accept_loop(app: Arc<App>, probes: Arc<Probes>, listener: TcpListener) {
+    let coord = ShutdownCoordinator::global();
+    let mut token = coord.token();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = token.draining() => break,
+            a = listener.accept() => match a {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(event = "accept", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        spawn_connection(app.clone(), probes.clone(), stream, peer);
+    }
+    app.draining.store(true, Ordering::Release);
+    drop(listener);
+}
+
+fn spawn_connection(
+    app: Arc<App>,
+    probes: Arc<Probes>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    let timeout = Duration::from_secs(u64::from(app.config.load().ingress.timeout_secs));
+    tokio::spawn(async move {
+        let coord = ShutdownCoordinator::global();
+        let mut token = coord.token();
+        let svc_app = app.clone();
+        let svc = service_fn(move |req| {
+            let _guard = coord.inflight();
+            http::handle(svc_app.clone(), probes.clone(), req, peer)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = token.draining() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result
+            && e.is_timeout()
+        {
+            app.metrics
+                .io_timeouts
+                .with_label_values(&["client_header"])
+                .inc();
+        }
+    });
+}
+
+/// Logs `ready_changed` on every readiness flip and keeps `edge_ready` current.
+fn spawn_readiness_watch(app: Arc<App>) {
+    let mut rx = app.health.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let state = *rx.borrow_and_update();
+            app.metrics.ready.set(i64::from(state.ready));
+            let missing = app.health.snapshot().missing;
+            tracing::info!(event = "ready_changed", ready = u8::from(state.ready), missing = ?missing, "ready_changed");
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn sync_maintenance(app: &App, cfg: &EdgeConfig) {
+    if cfg.maintenance {
+        app.health.degrade(ready::MAINTENANCE);
+    } else {
+        app.health.restore(ready::MAINTENANCE);
+    }
+}
+
+/// SIGHUP: re-load and validate, re-mount packs, swap atomically, resize caps in place.
+async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
+    let loader = config::loader(source.file.clone(), source.flags.clone());
+    let cell = ron_kernel::config::ConfigCell::new((*app.config.load_full()).clone());
+    let outcome = cell.reload(&loader, ReloadPolicy::KeepOld);
+    match &outcome {
+        ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged => {
+            let new = cell.get();
+            let mount_app = app.clone();
+            let mount_cfg = (*new).clone();
+            let _ = tokio::task::spawn_blocking(move || mount_app.mount_packs(&mount_cfg)).await;
+            app.rate.set_limit(new.ingress.rps_limit);
+            app.inflight.resize(new.ingress.max_inflight);
+            sync_maintenance(&app, &new);
+            app.config.store(new);
+            app.metrics.reloads.with_label_values(&["ok"]).inc();
+            let restart: Vec<String> = match &outcome {
+                ReloadOutcome::Applied {
+                    pending_restart, ..
+                } => pending_restart.iter().map(|k| k.key.clone()).collect(),
+                _ => Vec::new(),
+            };
+            tracing::info!(event = "config_reload", result = "ok", changed = ?outcome.changed_keys(), restart_required = ?restart, "config_reload");
+        }
+        ReloadOutcome::Invalid(e) => {
+            app.metrics.reloads.with_label_values(&["error"]).inc();
+            tracing::warn!(event = "config_reload", result = "error", error = %e, "config_reload");
+        }
+        ReloadOutcome::Rejected { .. } => {
+            app.metrics.reloads.with_label_values(&["error"]).inc();
+            tracing::warn!(event = "config_reload", result = "error", "config_reload");
+        }
+    }
+    outcome
+}

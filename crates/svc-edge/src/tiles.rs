@@ -1,0 +1,215 @@
+//! Tile and TileJSON routes (spec §4.8, §4.9): `/edge/tiles/{pack}/{z}/{x}/{y}[.{ext}]`
+//! and `/edge/tiles/{pack}.json`, with content-coding negotiation (stored bytes when the
+//! client accepts the stored coding, otherwise decoded to identity within the caps).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header;
+
+use crate::app::App;
+use crate::config::EdgeConfig;
+use crate::dirpack::etag_for;
+use crate::errors::EdgeError;
+use crate::http::Ctx;
+use crate::pmtiles::{self, Coding, DecodeCaps, DecodeError, TileError, TileLookup};
+use crate::respond::Representation;
+
+/// Route prefix of tiles and TileJSON.
+pub const TILES_PREFIX: &str = "/edge/tiles/";
+/// Longest decimal accepted for z, x or y (2^31 has 10 digits).
+const MAX_COORD_DIGITS: usize = 10;
+
+/// `/edge/tiles/{pack}/{z}/{x}/{y}[.{ext}]`; `Ok(None)` is an absent tile (204).
+pub(crate) fn tile(
+    app: &Arc<App>,
+    parts: &http::request::Parts,
+    ctx: &mut Ctx,
+    cfg: &EdgeConfig,
+) -> Result<Option<Representation>, EdgeError> {
+    let rest = &parts.uri.path()[TILES_PREFIX.len()..];
+    ctx.path = rest.chars().take(256).collect();
+    let segs: Vec<&str> = rest.split('/').collect();
+    let [pack, z, x, last] = segs[..] else {
+        return Err(EdgeError::NotFound);
+    };
+    let (y, ext) = match last.split_once('.') {
+        Some((y, ext)) => (y, Some(ext)),
+        None => (last, None),
+    };
+    let (z, x, y) = (coord(z)?, coord(x)?, coord(y)?);
+    let packs = app.packs.load_full();
+    let Some(a) = packs.archives.get(pack) else {
+        app.metrics.misses.with_label_values(&["tile"]).inc();
+        return Err(EdgeError::NotFound);
+    };
+    let archive = &a.archive;
+    if z > 31 || !pmtiles::ext_allowed(archive.tile_type(), ext) {
+        return Err(EdgeError::BadRequest);
+    }
+    let stored = match archive.lookup(z as u8, x, y) {
+        Ok(TileLookup::Found(b)) => b,
+        Ok(TileLookup::Absent) => {
+            app.metrics.misses.with_label_values(&["tile"]).inc();
+            return Ok(None);
+        }
+        Err(TileError::BadCoord) => return Err(EdgeError::BadRequest),
+        Err(TileError::ZoomOutOfRange { .. }) => {
+            app.metrics.misses.with_label_values(&["tile"]).inc();
+            return Err(EdgeError::NotFound);
+        }
+        Err(_) => {
+            app.metrics.integrity.with_label_values(&["pack"]).inc();
+            return Err(EdgeError::Integrity);
+        }
+    };
+    app.metrics.hits.with_label_values(&["tile"]).inc();
+    let coding = archive.tile_coding();
+    let accept = parts
+        .headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let (body, content_encoding) = match coding.content_encoding() {
+        None => (stored, None),
+        Some(token) if accepts_coding(accept, token) => (stored, Some(token)),
+        Some(_) => {
+            let caps = DecodeCaps {
+                max_ratio: cfg.ingress.max_decompress_ratio,
+                max_bytes: cfg.ingress.max_decompress_bytes,
+            };
+            match pmtiles::codings::decode_tile(coding, &stored, &caps) {
+                Ok(d) => (Bytes::from(d), None),
+                Err(DecodeError::CapExceeded { .. }) => return Err(EdgeError::DecompressCap),
+                Err(DecodeError::Corrupt { .. }) => {
+                    app.metrics.integrity.with_label_values(&["pack"]).inc();
+                    return Err(EdgeError::Integrity);
+                }
+            }
+        }
+    };
+    Ok(Some(Representation {
+        etag: etag_for(blake3::hash(&body).as_bytes()),
+        body,
+        last_modified: Some(a.last_modified),
+        content_type: pmtiles::content_type(archive.tile_type()),
+        cache_control: cache_control(cfg),
+        vary_accept_encoding: coding != Coding::None,
+        content_encoding,
+    }))
+}
+
+/// `/edge/tiles/{pack}.json`.
+pub(crate) fn tilejson(
+    app: &Arc<App>,
+    parts: &http::request::Parts,
+    ctx: &mut Ctx,
+    cfg: &EdgeConfig,
+) -> Result<Representation, EdgeError> {
+    let rest = &parts.uri.path()[TILES_PREFIX.len()..];
+    ctx.path = rest.chars().take(256).collect();
+    let pack = rest.strip_suffix(".json").unwrap_or(rest);
+    let packs = app.packs.load_full();
+    let Some(a) = packs.archives.get(pack) else {
+        return Err(EdgeError::NotFound);
+    };
+    let base = match &cfg.edge.public_url {
+        Some(u) => u.clone(),
+        None => parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| valid_host(h))
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default(),
+    };
+    let body = Bytes::from(pmtiles::tilejson::render(&a.archive, pack, &base));
+    Ok(Representation {
+        etag: etag_for(blake3::hash(&body).as_bytes()),
+        body,
+        last_modified: Some(a.last_modified),
+        content_type: "application/json",
+        cache_control: cache_control(cfg),
+        vary_accept_encoding: false,
+        content_encoding: None,
+    })
+}
+
+fn cache_control(cfg: &EdgeConfig) -> Arc<str> {
+    format!("public, max-age={}", cfg.edge.max_age_secs).into()
+}
+
+/// An unsigned decimal coordinate; anything else is 400.
+fn coord(s: &str) -> Result<u64, EdgeError> {
+    if s.is_empty() || s.len() > MAX_COORD_DIGITS || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EdgeError::BadRequest);
+    }
+    s.parse().map_err(|_| EdgeError::BadRequest)
+}
+
+/// `host[:port]` made of DNS characters, for the TileJSON base URL.
+fn valid_host(h: &str) -> bool {
+    let (host, port) = match h.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (h, None),
+    };
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && port.is_none_or(|p| p.parse::<u16>().is_ok())
+}
+
+/// Whether `Accept-Encoding` accepts `token` (or `*`) with q > 0; `x-gzip` counts as gzip.
+/// No header means identity only (spec decision 10).
+pub fn accepts_coding(accept_encoding: Option<&str>, token: &str) -> bool {
+    let Some(ae) = accept_encoding else {
+        return false;
+    };
+    let mut exact: Option<bool> = None;
+    let mut star = false;
+    for item in ae.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map(|(_, v)| v.trim().parse::<f32>().unwrap_or(0.0))
+            .unwrap_or(1.0);
+        let coding = if coding == "x-gzip" {
+            "gzip".to_owned()
+        } else {
+            coding
+        };
+        if coding == token {
+            exact = Some(q > 0.0);
+        } else if coding == "*" {
+            star = q > 0.0;
+        }
+    }
+    exact.unwrap_or(star)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coding_negotiation_follows_q_values_and_aliases() {
+        assert!(accepts_coding(Some("gzip, br"), "gzip"));
+        assert!(accepts_coding(Some("x-gzip"), "gzip"));
+        assert!(accepts_coding(Some("*"), "br"));
+        assert!(!accepts_coding(Some("gzip;q=0"), "gzip"));
+        assert!(!accepts_coding(Some("gzip;q=0, *"), "gzip"));
+        assert!(!accepts_coding(None, "gzip"));
+        assert!(!accepts_coding(Some("br"), "gzip"));
+    }
+
+    #[test]
+    fn coordinates_are_plain_decimals() {
+        assert_eq!(coord("12").unwrap(), 12);
+        for bad in ["", "-1", "1a", "+1", "12345678901"] {
+            assert!(coord(bad).is_err(), "{bad}");
+        }
+    }
+}
