@@ -26,6 +26,10 @@ pub mod ready {
     pub const MAINTENANCE: &str = "maintenance";
     /// Inflight near the cap.
     pub const UNDER_PRESSURE: &str = "under_pressure";
+    /// Allow-list parsed (and non-empty in live mode).
+    pub const ALLOW_LIST_PARSED: &str = "allow_list_parsed";
+    /// Amnesia constraints hold.
+    pub const AMNESIA_OK: &str = "amnesia_ok";
 }
 
 /// A mounted archive and what its whole-file response needs.

@@ -21,6 +21,7 @@ use tower_service::Service;
 
 use crate::app::{App, Asset};
 use crate::config::AccessLog;
+use crate::cors;
 use crate::errors::EdgeError;
 use crate::metrics::{CONTENT_ENDPOINTS, METHODS, ROUTES};
 use crate::paths::{self, PathError};
@@ -166,6 +167,13 @@ async fn admit_and_route(
     let cfg = app.config.load_full();
     let (parts, body) = req.into_parts();
     discard_body(&parts.headers, body, cfg.ingress.max_body_bytes).await?;
+    if parts.method == Method::OPTIONS && ctx.route != Route::Other {
+        let headers = cors::preflight(&cfg.security.cors_allow_origins, &parts.headers)?;
+        let mut resp = Response::new(chunks_body(Vec::new()));
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        *resp.headers_mut() = headers;
+        return Ok((resp, 0));
+    }
     if !(parts.method == Method::GET || parts.method == Method::HEAD) {
         return Err(EdgeError::Method);
     }
@@ -191,7 +199,15 @@ async fn admit_and_route(
     let routed = tokio::time::timeout(deadline, route(app, &parts, ctx, &cfg)).await;
     app.metrics.inflight.set(app.inflight.held() as i64 - 1);
     match routed {
-        Ok(r) => r,
+        Ok(Ok((mut resp, n))) => {
+            cors::decorate(
+                &cfg.security.cors_allow_origins,
+                &parts.headers,
+                resp.headers_mut(),
+            );
+            Ok((resp, n))
+        }
+        Ok(Err(e)) => Err(e),
         Err(_) => {
             app.metrics.io_timeouts.with_label_values(&["read"]).inc();
             Err(EdgeError::Timeout)

@@ -35,6 +35,7 @@ pub mod check;
 pub mod cli;
 pub mod conditional;
 pub mod config;
+pub mod cors;
 pub mod dirpack;
 pub mod errors;
 pub mod http;

@@ -38,7 +38,12 @@ pub struct ConfigSource {
 /// Runs the server until drained; returns the process exit code.
 pub async fn run(cfg: EdgeConfig, source: ConfigSource, log: LogHandle) -> i32 {
     let health = HealthState::new();
-    for key in [ready::CONFIG_LOADED, ready::PACKS_VERIFIED] {
+    for key in [
+        ready::CONFIG_LOADED,
+        ready::PACKS_VERIFIED,
+        ready::ALLOW_LIST_PARSED,
+        ready::AMNESIA_OK,
+    ] {
         let _ = health.register(key);
     }
     let coord = ShutdownCoordinator::global();
@@ -121,7 +126,12 @@ pub async fn run(cfg: EdgeConfig, source: ConfigSource, log: LogHandle) -> i32 {
     let api_addr = api.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(event = "listening", listener = "api", addr = %api_addr, "listening");
     health.set(ready::CONFIG_LOADED, true);
+    // Validation already refused an unparseable or (in live mode) empty allow-list, and
+    // amnesia together with a persistence path.
+    health.set(ready::ALLOW_LIST_PARSED, true);
+    health.set(ready::AMNESIA_OK, true);
     spawn_readiness_watch(app.clone());
+    spawn_pressure_sampler(app.clone());
     sync_maintenance(&app, &cfg);
 
     let mount_app = app.clone();
@@ -216,6 +226,33 @@ fn spawn_readiness_watch(app: Arc<App>) {
             tracing::info!(event = "ready_changed", ready = u8::from(state.ready), missing = ?missing, "ready_changed");
             if rx.changed().await.is_err() {
                 return;
+            }
+        }
+    });
+}
+
+/// How often inflight pressure is sampled.
+pub const PRESSURE_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How long pressure must stay clear before `under_pressure` clears.
+pub const PRESSURE_CLEAR_AFTER: Duration = Duration::from_secs(1);
+
+/// Raises `under_pressure` while inflight ≥ 90% of `max_inflight`; clears it only after
+/// one second continuously below, so readiness does not flap with each request.
+fn spawn_pressure_sampler(app: Arc<App>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRESSURE_SAMPLE_EVERY);
+        let mut last_pressure: Option<tokio::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let held = app.inflight.held();
+            let max = app.inflight.max().max(1);
+            let now = tokio::time::Instant::now();
+            if held * 10 >= max * 9 {
+                last_pressure = Some(now);
+                app.health.degrade(ready::UNDER_PRESSURE);
+            } else if last_pressure.is_some_and(|t| now.duration_since(t) >= PRESSURE_CLEAR_AFTER) {
+                last_pressure = None;
+                app.health.restore(ready::UNDER_PRESSURE);
             }
         }
     });

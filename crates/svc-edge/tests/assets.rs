@@ -595,3 +595,147 @@ fn bad_config_exits_2_with_one_line_and_check_config_binds_nothing() {
     .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn cors_is_deny_by_default_and_listed_origins_get_preflights() {
+    let e = start(&pack_dir("cors-off"), &[]);
+    let r = get(
+        e.api,
+        "/edge/assets/hello.txt",
+        &["Origin: https://app.example"],
+    );
+    assert!(
+        r.headers
+            .iter()
+            .all(|(k, _)| !k.starts_with("access-control-"))
+    );
+
+    let e = start(
+        &pack_dir("cors-on"),
+        &[(
+            "SVC_EDGE_SECURITY__CORS_ALLOW_ORIGINS",
+            "https://app.example",
+        )],
+    );
+    let r = get(
+        e.api,
+        "/edge/assets/hello.txt",
+        &["Origin: https://app.example"],
+    );
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(r.header("vary"), Some("Origin"));
+    let expose = r.header("access-control-expose-headers").unwrap();
+    assert!(expose.contains("ETag") && expose.contains("Content-Range"));
+    let pre = |origin: &str| {
+        http_raw(
+            e.api,
+            request(
+                "OPTIONS",
+                "/edge/assets/hello.txt",
+                &[
+                    &format!("Origin: {origin}"),
+                    "Access-Control-Request-Method: GET",
+                ],
+            )
+            .as_bytes(),
+            false,
+        )
+        .unwrap()
+    };
+    let ok = pre("https://app.example");
+    assert_eq!(ok.status, 204);
+    assert_eq!(ok.header("access-control-allow-methods"), Some("GET, HEAD"));
+    assert_eq!(ok.header("access-control-max-age"), Some("600"));
+    let denied = pre("https://evil.example");
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.header("x-reason"), Some("cors"));
+}
+
+#[test]
+fn sighup_applies_maintenance_and_rate_limit_and_keeps_old_config_when_invalid() {
+    let dir = pack_dir("reload");
+    let file = dir.join("edge.toml");
+    let write = |maintenance: bool, rps: u32| {
+        std::fs::write(
+            &file,
+            format!(
+                "bind_addr = \"127.0.0.1:0\"\nmetrics_addr = \"127.0.0.1:0\"\nmaintenance = {maintenance}\n[ingress]\nrps_limit = {rps}\n[edge]\npacks = [\"./static\"]\n[security]\namnesia = true\n"
+            ),
+        )
+        .unwrap();
+    };
+    write(false, 1000);
+    let mut cmd = command(Path::new(BIN), &[]);
+    cmd.current_dir(&dir).arg("--config").arg(&file);
+    let (svc, lines) = Service::start(cmd, "listening", 2);
+    let api: SocketAddr = lines
+        .iter()
+        .find(|l| l.contains("\"listener\":\"api\""))
+        .and_then(|l| json_field(l, "addr"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let metrics: SocketAddr = lines
+        .iter()
+        .find(|l| l.contains("\"listener\":\"metrics\""))
+        .and_then(|l| json_field(l, "addr"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_ready(api);
+
+    write(true, 2);
+    svc.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = get(api, "/readyz", &[]);
+        if r.status == 503 {
+            assert!(r.text().contains("maintenance"), "{}", r.text());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "maintenance never applied"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Traffic is still served in maintenance; the new rate limit (2/s) applies.
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| get(api, "/edge/assets/hello.txt", &[]).status)
+        .collect();
+    assert!(
+        statuses.contains(&200) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+
+    std::fs::write(&file, "this is = not [valid toml").unwrap();
+    svc.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = get(metrics, "/metrics", &[]).text();
+        if text
+            .lines()
+            .any(|l| l.starts_with("config_reloads_total{") && l.contains("result=\"error\"} 1"))
+        {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("config_reloads_total{")
+                        && l.contains("result=\"ok\"} 1"))
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "invalid reload not counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        get(api, "/readyz", &[]).status,
+        503,
+        "old config (maintenance) kept"
+    );
+}
