@@ -46,9 +46,12 @@ install_promtool() {
 }
 
 install_python_deps() {
-  python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null && return 0
-  python3 -m pip install -q --disable-pip-version-check prometheus-client \
+  python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check prometheus-client \
     || die "pip install prometheus-client failed"
+  command -v redbot >/dev/null 2>&1 \
+    || python3 -m pip install -q --disable-pip-version-check redbot \
+    || die "pip install redbot failed"
 }
 
 step "installing test dependencies"
@@ -56,6 +59,9 @@ apt_install curl ca-certificates
 install_promtool
 install_python_deps
 promtool --version 2>&1 | head -1
+
+# Tests that need an external tool fail instead of skipping when it is missing here.
+export SVC_EDGE_REQUIRE_EXTERNAL=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

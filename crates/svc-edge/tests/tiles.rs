@@ -313,3 +313,68 @@ fn shipped_config_checks_clean_and_alert_rules_pass_promtool() {
         assert!(unit.contains(d), "{d}");
     }
 }
+
+/// REDbot's HAR notes at level BAD (subnotes included) for `url`.
+fn redbot_bad_notes(redbot: &Path, url: &str) -> Vec<String> {
+    let out = std::process::Command::new(redbot)
+        .args(["-o", "har", url])
+        .output()
+        .expect("run redbot");
+    let har: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "redbot gave no HAR for {url}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let mut bad = Vec::new();
+    let entries = har["log"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!entries.is_empty(), "redbot checked nothing at {url}");
+    for e in entries {
+        for m in e["_red_messages"].as_array().cloned().unwrap_or_default() {
+            let mut notes = vec![m.clone()];
+            notes.extend(m["subnotes"].as_array().cloned().unwrap_or_default());
+            for n in notes {
+                if n["level"]
+                    .as_str()
+                    .is_some_and(|l| l.eq_ignore_ascii_case("bad"))
+                {
+                    bad.push(format!("{url}: {} {}", n["note_id"], n["summary"]));
+                }
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn redbot_finds_nothing_bad_on_files_archives_tiles_and_tilejson() {
+    let Some(redbot) = tool("redbot") else {
+        assert!(
+            std::env::var_os("SVC_EDGE_REQUIRE_EXTERNAL").is_none(),
+            "redbot is required (SVC_EDGE_REQUIRE_EXTERNAL is set)"
+        );
+        return;
+    };
+    let e = start(
+        &repo_root(),
+        &[("SVC_EDGE_EDGE__PACKS", "./data/world.pmtiles,./data/static")],
+        &[],
+    );
+    wait_for_mount(e.api);
+    let mut bad = Vec::new();
+    for path in [
+        "/edge/assets/hello.txt",
+        "/edge/assets/world.pmtiles",
+        "/edge/tiles/world/1/0/1.mvt",
+        "/edge/tiles/world.json",
+    ] {
+        bad.extend(redbot_bad_notes(
+            &redbot,
+            &format!("http://{}{path}", e.api),
+        ));
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
