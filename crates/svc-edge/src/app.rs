@@ -44,6 +44,8 @@ pub struct ArchivePack {
     pub etag: Arc<str>,
     /// Archive mtime in whole seconds, never later than mount time.
     pub last_modified: std::time::SystemTime,
+    /// Tile digests, computed lazily.
+    pub digests: crate::digests::TileDigests,
 }
 
 /// What a key under `/edge/assets/` names.
@@ -246,5 +248,6 @@ pub fn mount_archive(
         path: path.to_path_buf(),
         last_modified: mtime,
         archive,
+        digests: crate::digests::TileDigests::default(),
     }))
 }

@@ -36,6 +36,7 @@ pub mod cli;
 pub mod conditional;
 pub mod config;
 pub mod cors;
+pub mod digests;
 pub mod dirpack;
 pub mod errors;
 pub mod http;

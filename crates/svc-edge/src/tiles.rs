@@ -9,6 +9,7 @@ use http::header;
 
 use crate::app::App;
 use crate::config::EdgeConfig;
+use crate::digests::Variant;
 use crate::dirpack::etag_for;
 use crate::errors::EdgeError;
 use crate::http::Ctx;
@@ -69,16 +70,18 @@ pub(crate) fn tile(
         .headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let (body, content_encoding) = match coding.content_encoding() {
-        None => (stored, None),
-        Some(token) if accepts_coding(accept, token) => (stored, Some(token)),
+    let offset = stored.as_ptr() as usize - archive.bytes().as_ptr() as usize;
+    let stored_len = stored.len();
+    let (body, content_encoding, variant) = match coding.content_encoding() {
+        None => (stored, None, Variant::Stored),
+        Some(token) if accepts_coding(accept, token) => (stored, Some(token), Variant::Stored),
         Some(_) => {
             let caps = DecodeCaps {
                 max_ratio: cfg.ingress.max_decompress_ratio,
                 max_bytes: cfg.ingress.max_decompress_bytes,
             };
             match pmtiles::codings::decode_tile(coding, &stored, &caps) {
-                Ok(d) => (Bytes::from(d), None),
+                Ok(d) => (Bytes::from(d), None, Variant::Decoded),
                 Err(DecodeError::CapExceeded { .. }) => return Err(EdgeError::DecompressCap),
                 Err(DecodeError::Corrupt { .. }) => {
                     app.metrics.integrity.with_label_values(&["pack"]).inc();
@@ -88,7 +91,7 @@ pub(crate) fn tile(
         }
     };
     Ok(Some(Representation {
-        etag: etag_for(blake3::hash(&body).as_bytes()),
+        etag: a.digests.etag(offset, stored_len, variant, &body),
         body,
         last_modified: Some(a.last_modified),
         content_type: pmtiles::content_type(archive.tile_type()),
