@@ -92,6 +92,8 @@ pub struct App {
     pub budget: MapBudget,
     /// Draining has begun.
     pub draining: AtomicBool,
+    /// `Cache-Control` of assets, tiles, 204s and TileJSON for the live config.
+    pub pack_cache_control: ArcSwap<http::HeaderValue>,
     generation: AtomicU64,
     /// Process start, for logs.
     pub started: Instant,
@@ -103,7 +105,9 @@ impl App {
         let rate = RateLimiter::new(config.ingress.rps_limit);
         let inflight = Inflight::new(config.ingress.max_inflight);
         let budget = MapBudget::new(config.edge.open_files as usize);
+        let pack_cache_control = ArcSwap::from_pointee(pack_cache_control(&config));
         Arc::new(App {
+            pack_cache_control,
             config: ArcSwap::from_pointee(config),
             packs: ArcSwap::from_pointee(PackSet::default()),
             mounted: AtomicBool::new(false),
@@ -250,4 +254,11 @@ pub fn mount_archive(
         archive,
         digests: crate::digests::TileDigests::default(),
     }))
+}
+
+/// `public, max-age=<max_age_secs>`, formatted once per config.
+pub fn pack_cache_control(config: &EdgeConfig) -> http::HeaderValue {
+    // Digits and ASCII text always make a valid header value.
+    http::HeaderValue::from_str(&format!("public, max-age={}", config.edge.max_age_secs))
+        .unwrap_or(http::HeaderValue::from_static("no-store"))
 }

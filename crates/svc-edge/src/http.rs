@@ -222,10 +222,10 @@ async fn route(
     cfg: &crate::config::EdgeConfig,
 ) -> Result<(Response<Body>, u64), EdgeError> {
     let rep = match ctx.route {
-        Route::Assets => asset(app, parts, ctx, cfg).await?,
+        Route::Assets => asset(app, parts, ctx).await?,
         Route::Tiles => match tiles::tile(app, parts, ctx, cfg)? {
             Some(rep) => rep,
-            None => return Ok((no_content(cfg), 0)),
+            None => return Ok((no_content(app), 0)),
         },
         Route::TileJson => tiles::tilejson(app, parts, ctx, cfg)?,
         _ => return Err(EdgeError::NotFound),
@@ -234,12 +234,13 @@ async fn route(
 }
 
 /// An absent tile: 204 with the tile Cache-Control and no body.
-fn no_content(cfg: &crate::config::EdgeConfig) -> Response<Body> {
+fn no_content(app: &App) -> Response<Body> {
     let mut resp = Response::new(chunks_body(Vec::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", cfg.edge.max_age_secs)) {
-        resp.headers_mut().insert(header::CACHE_CONTROL, v);
-    }
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        (**app.pack_cache_control.load()).clone(),
+    );
     resp
 }
 
@@ -257,13 +258,12 @@ async fn asset(
     app: &Arc<App>,
     parts: &http::request::Parts,
     ctx: &mut Ctx,
-    cfg: &crate::config::EdgeConfig,
 ) -> Result<Representation, EdgeError> {
     let raw = &parts.uri.path()[ASSETS_PREFIX.len()..];
     let key = paths::normalize(raw).map_err(path_error)?;
     ctx.path = key.chars().take(256).collect();
     let packs = app.packs.load_full();
-    let cache_control: Arc<str> = format!("public, max-age={}", cfg.edge.max_age_secs).into();
+    let cache_control = (**app.pack_cache_control.load()).clone();
     let file = match packs.assets.get(key.as_ref()) {
         Some(Asset::File(f)) => f.clone(),
         Some(Asset::Archive(a)) => {
@@ -440,9 +440,7 @@ fn finish(app: &App, ctx: &Ctx, status: StatusCode, bytes_out: u64, err: Option<
     let route = ROUTES[ctx.route as usize];
     let method = METHODS[ctx.method_idx];
     let m = &app.metrics;
-    m.requests
-        .with_label_values(&[route, method, status.as_str()])
-        .inc();
+    m.count_request(ctx.route as usize, ctx.method_idx, status.as_str());
     m.latency(ctx.route as usize, ctx.method_idx)
         .observe(ctx.started.elapsed().as_secs_f64());
     if bytes_out > 0 {

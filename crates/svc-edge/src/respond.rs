@@ -25,8 +25,8 @@ pub struct Representation {
     pub last_modified: Option<SystemTime>,
     /// `Content-Type`.
     pub content_type: &'static str,
-    /// `Cache-Control`.
-    pub cache_control: Arc<str>,
+    /// `Cache-Control`, preformatted.
+    pub cache_control: HeaderValue,
     /// Send `Vary: Accept-Encoding`.
     pub vary_accept_encoding: bool,
     /// `Content-Encoding` of the stored bytes sent as is.
@@ -198,9 +198,7 @@ fn rep_headers(rep: &Representation) -> HeaderMap {
         header::CONTENT_TYPE,
         HeaderValue::from_static(rep.content_type),
     );
-    if let Ok(v) = HeaderValue::from_str(&rep.cache_control) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
     if let Some(lm) = rep.last_modified
         && let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(lm))
     {

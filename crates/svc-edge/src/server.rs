@@ -280,6 +280,8 @@ async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
             app.rate.set_limit(new.ingress.rps_limit);
             app.inflight.resize(new.ingress.max_inflight);
             sync_maintenance(&app, &new);
+            app.pack_cache_control
+                .store(Arc::new(crate::app::pack_cache_control(&new)));
             app.config.store(new);
             app.metrics.reloads.with_label_values(&["ok"]).inc();
             let restart: Vec<String> = match &outcome {

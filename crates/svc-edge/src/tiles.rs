@@ -95,7 +95,7 @@ pub(crate) fn tile(
         body,
         last_modified: Some(a.last_modified),
         content_type: pmtiles::content_type(archive.tile_type()),
-        cache_control: cache_control(cfg),
+        cache_control: cache_control(app),
         vary_accept_encoding: coding != Coding::None,
         content_encoding,
     }))
@@ -131,14 +131,14 @@ pub(crate) fn tilejson(
         body,
         last_modified: Some(a.last_modified),
         content_type: "application/json",
-        cache_control: cache_control(cfg),
+        cache_control: cache_control(app),
         vary_accept_encoding: false,
         content_encoding: None,
     })
 }
 
-fn cache_control(cfg: &EdgeConfig) -> Arc<str> {
-    format!("public, max-age={}", cfg.edge.max_age_secs).into()
+fn cache_control(app: &App) -> http::HeaderValue {
+    (**app.pack_cache_control.load()).clone()
 }
 
 /// An unsigned decimal coordinate; anything else is 400.
