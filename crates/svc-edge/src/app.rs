@@ -12,7 +12,7 @@ use ron_kernel::HealthState;
 
 use crate::admission::{Inflight, RateLimiter};
 use crate::config::EdgeConfig;
-use crate::dirpack::{self, DirFile, DirPack, MapBudget, etag_for};
+use crate::dirpack::{self, DirFile, DirPack, MapBudget, etag_value};
 use crate::metrics::EdgeMetrics;
 use crate::pmtiles::{Archive, DecodeCaps};
 
@@ -41,9 +41,11 @@ pub struct ArchivePack {
     /// File name under `/edge/assets/`.
     pub file_name: String,
     /// `"b3:<hex>"` of the whole file.
-    pub etag: Arc<str>,
+    pub etag: http::HeaderValue,
     /// Archive mtime in whole seconds, never later than mount time.
     pub last_modified: std::time::SystemTime,
+    /// `Last-Modified` as a header value.
+    pub last_modified_header: http::HeaderValue,
     /// Tile digests, computed lazily.
     pub digests: crate::digests::TileDigests,
 }
@@ -243,7 +245,7 @@ pub fn mount_archive(
         .unwrap_or(std::time::UNIX_EPOCH)
         .min(std::time::SystemTime::now());
     Ok(Arc::new(ArchivePack {
-        etag: etag_for(&archive.digest()),
+        etag: etag_value(&archive.digest()),
         file_name: path
             .file_name()
             .and_then(|s| s.to_str())
@@ -251,6 +253,7 @@ pub fn mount_archive(
             .to_owned(),
         path: path.to_path_buf(),
         last_modified: mtime,
+        last_modified_header: dirpack::http_date_header(mtime),
         archive,
         digests: crate::digests::TileDigests::default(),
     }))

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use http::HeaderValue;
 
 use crate::mapping::map_file;
 use crate::mime;
@@ -89,6 +90,8 @@ pub struct DirFile {
     pub content_type: &'static str,
     /// `Last-Modified`: mtime in whole seconds, never later than the mount time.
     pub last_modified: SystemTime,
+    /// `Last-Modified` as a header value.
+    pub last_modified_header: HeaderValue,
     opened: OnceLock<Opened>,
     disabled: AtomicBool,
 }
@@ -99,7 +102,7 @@ pub struct Opened {
     /// The mapping.
     pub body: Bytes,
     /// `"b3:<hex>"`, quoted.
-    pub etag: Arc<str>,
+    pub etag: HeaderValue,
 }
 
 /// Why a file could not be served.
@@ -173,7 +176,7 @@ impl DirFile {
         };
         let opened = Opened {
             body,
-            etag: etag_for(&digest),
+            etag: etag_value(&digest),
         };
         // Past the mapping budget the body is served but not kept mapped.
         if budget.take() {
@@ -191,6 +194,18 @@ impl DirFile {
 /// `"b3:<64 lowercase hex>"` including the quotes.
 pub fn etag_for(digest: &[u8; 32]) -> Arc<str> {
     format!("\"b3:{}\"", blake3::Hash::from(*digest).to_hex()).into()
+}
+
+/// [`etag_for`] as a ready header value: cloning it is a reference-count bump, so the hot
+/// path never re-formats or re-validates a tag.
+pub fn etag_value(digest: &[u8; 32]) -> HeaderValue {
+    // Quotes, a colon and hex digits are always a valid header value.
+    HeaderValue::from_str(&etag_for(digest)).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// `Last-Modified` text for `t`, formatted once per file.
+pub fn http_date_header(t: SystemTime) -> HeaderValue {
+    HeaderValue::from_str(&httpdate::fmt_http_date(t)).unwrap_or(HeaderValue::from_static(""))
 }
 
 fn file_id(meta: &std::fs::Metadata) -> FileId {
@@ -230,6 +245,7 @@ pub fn mount(root: &Path, previous: Option<&DirPack>) -> Result<DirPack, DirPack
         let file = DirFile {
             content_type: mime::for_path(&rel),
             last_modified: lm.min(now),
+            last_modified_header: http_date_header(lm.min(now)),
             rel: rel.clone(),
             abs,
             id,
@@ -415,7 +431,7 @@ mod tests {
         let o = a.open(&MapBudget::new(16)).unwrap();
         assert_eq!(&o.body[..], b"alpha");
         assert_eq!(
-            &*o.etag,
+            o.etag.to_str().unwrap(),
             format!("\"b3:{}\"", blake3::hash(b"alpha").to_hex())
         );
     }

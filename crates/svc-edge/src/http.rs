@@ -71,8 +71,10 @@ pub(crate) struct Ctx {
     route: Route,
     method_idx: usize,
     peer: SocketAddr,
-    pub(crate) path: String,
-    range: Option<String>,
+    /// The request URI (a cheap clone); decoded for the access log only when a line is
+    /// written, so the hot path formats nothing.
+    uri: http::Uri,
+    range: Option<HeaderValue>,
 }
 
 /// Handles one API request.
@@ -91,7 +93,7 @@ pub async fn handle(
         Method::OPTIONS => 2,
         _ => 3,
     };
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
     let route = if path == "/healthz" {
         Route::Healthz
     } else if path == "/readyz" {
@@ -113,12 +115,8 @@ pub async fn handle(
         route,
         method_idx,
         peer,
-        path,
-        range: req
-            .headers()
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(128).collect()),
+        uri: req.uri().clone(),
+        range: req.headers().get(header::RANGE).cloned(),
     };
 
     // Probes bypass every cap, and stay up while draining.
@@ -222,12 +220,12 @@ async fn route(
     cfg: &crate::config::EdgeConfig,
 ) -> Result<(Response<Body>, u64), EdgeError> {
     let rep = match ctx.route {
-        Route::Assets => asset(app, parts, ctx).await?,
-        Route::Tiles => match tiles::tile(app, parts, ctx, cfg)? {
+        Route::Assets => asset(app, parts).await?,
+        Route::Tiles => match tiles::tile(app, parts, cfg)? {
             Some(rep) => rep,
             None => return Ok((no_content(app), 0)),
         },
-        Route::TileJson => tiles::tilejson(app, parts, ctx, cfg)?,
+        Route::TileJson => tiles::tilejson(app, parts, cfg)?,
         _ => return Err(EdgeError::NotFound),
     };
     Ok(represent(app, &rep, parts, &ctx.corr))
@@ -254,14 +252,9 @@ pub(crate) fn path_error(e: PathError) -> EdgeError {
 }
 
 /// `/edge/assets/{path}`: a directory-pack file or a whole archive.
-async fn asset(
-    app: &Arc<App>,
-    parts: &http::request::Parts,
-    ctx: &mut Ctx,
-) -> Result<Representation, EdgeError> {
+async fn asset(app: &Arc<App>, parts: &http::request::Parts) -> Result<Representation, EdgeError> {
     let raw = &parts.uri.path()[ASSETS_PREFIX.len()..];
     let key = paths::normalize(raw).map_err(path_error)?;
-    ctx.path = key.chars().take(256).collect();
     let packs = app.packs.load_full();
     let cache_control = (**app.pack_cache_control.load()).clone();
     let file = match packs.assets.get(key.as_ref()) {
@@ -271,7 +264,7 @@ async fn asset(
             return Ok(Representation {
                 body: a.archive.bytes().clone(),
                 etag: a.etag.clone(),
-                last_modified: Some(a.last_modified),
+                last_modified: Some((a.last_modified, a.last_modified_header.clone())),
                 content_type: crate::mime::for_path(&a.file_name),
                 cache_control,
                 vary_accept_encoding: false,
@@ -304,7 +297,7 @@ async fn asset(
     Ok(Representation {
         body: opened.body,
         etag: opened.etag,
-        last_modified: Some(file.last_modified),
+        last_modified: Some((file.last_modified, file.last_modified_header.clone())),
         content_type: file.content_type,
         cache_control,
         vary_accept_encoding: false,
@@ -435,6 +428,23 @@ fn with_common_headers(mut resp: Response<Body>, corr: &CorrId, draining: bool) 
     resp
 }
 
+/// The decoded path for a log line (the raw path when it does not decode), ≤ 256 chars,
+/// never the query string.
+fn log_path(raw: &str) -> String {
+    let decoded = paths::normalize(raw.trim_start_matches('/'))
+        .map(|p| format!("/{p}"))
+        .unwrap_or_else(|_| raw.to_owned());
+    decoded.chars().take(256).collect()
+}
+
+/// The Range header for a log line, ≤ 128 chars.
+fn log_range(range: Option<&HeaderValue>) -> String {
+    range
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(128).collect())
+        .unwrap_or_default()
+}
+
 /// Counts the answer and writes the access-log line the config asks for.
 fn finish(app: &App, ctx: &Ctx, status: StatusCode, bytes_out: u64, err: Option<EdgeError>) {
     let route = ROUTES[ctx.route as usize];
@@ -463,8 +473,8 @@ fn finish(app: &App, ctx: &Ctx, status: StatusCode, bytes_out: u64, err: Option<
             mode = app.config.load().edge.mode.as_str(),
             latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             bytes_out,
-            range = ctx.range.as_deref().unwrap_or(""),
-            path = %ctx.path,
+            range = %log_range(ctx.range.as_ref()),
+            path = %log_path(ctx.uri.path()),
             "request"
         );
     }

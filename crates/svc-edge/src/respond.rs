@@ -2,7 +2,6 @@
 //! multipart), 304/412/416, and the header set of spec §3.2. Bodies are zero-copy `Bytes`
 //! views of the mapping.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -20,9 +19,9 @@ pub struct Representation {
     /// The full bytes.
     pub body: Bytes,
     /// `"b3:<hex>"` of exactly these bytes, quoted.
-    pub etag: Arc<str>,
-    /// `Last-Modified`, for pack-backed objects.
-    pub last_modified: Option<SystemTime>,
+    pub etag: HeaderValue,
+    /// `Last-Modified`, for pack-backed objects: the time and its preformatted header.
+    pub last_modified: Option<(SystemTime, HeaderValue)>,
     /// `Content-Type`.
     pub content_type: &'static str,
     /// `Cache-Control`, preformatted.
@@ -49,10 +48,16 @@ pub struct Answer {
 
 /// Applies preconditions and Range to `rep` for a request with `method` and `req` headers.
 pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: SystemTime) -> Answer {
-    let joined = |name: header::HeaderName| -> Option<String> {
+    // Repeated lines are joined with ", "; the usual single line is borrowed as is.
+    let joined = |name: header::HeaderName| -> Option<std::borrow::Cow<'_, str>> {
         let mut it = req.get_all(name).iter().filter_map(|v| v.to_str().ok());
         let first = it.next()?;
-        Some(it.fold(first.to_owned(), |acc, v| format!("{acc}, {v}")))
+        match it.next() {
+            None => Some(std::borrow::Cow::Borrowed(first)),
+            Some(second) => Some(std::borrow::Cow::Owned(
+                it.fold(format!("{first}, {second}"), |acc, v| format!("{acc}, {v}")),
+            )),
+        }
     };
     let im = joined(header::IF_MATCH);
     let inm = joined(header::IF_NONE_MATCH);
@@ -71,11 +76,10 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
         if_range: ifr,
     };
     let v = Validators {
-        etag: &rep.etag,
-        last_modified: rep.last_modified,
+        etag: rep.etag.to_str().unwrap_or(""),
+        last_modified: rep.last_modified.as_ref().map(|(t, _)| *t),
     };
     let len = rep.body.len() as u64;
-    let mut headers = rep_headers(rep);
     let head = *method == Method::HEAD;
     match conditional::evaluate(&cond, &v, now) {
         Precondition::Failed => {
@@ -88,13 +92,16 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
             };
         }
         Precondition::NotModified => {
-            headers.remove(header::ACCEPT_RANGES);
-            headers.remove(header::CONTENT_TYPE);
-            headers.remove(header::LAST_MODIFIED);
-            headers.remove(header::CONTENT_ENCODING);
+            // A 304 carries only the validator and caching headers (spec §3.2).
+            let mut h = HeaderMap::with_capacity(4);
+            h.insert(header::ETAG, rep.etag.clone());
+            h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
+            if rep.vary_accept_encoding {
+                h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            }
             return Answer {
                 status: StatusCode::NOT_MODIFIED,
-                headers,
+                headers: h,
                 chunks: Vec::new(),
                 range_result: None,
                 error: None,
@@ -102,6 +109,7 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
         }
         Precondition::Proceed => {}
     }
+    let mut headers = rep_headers(rep);
     let full = |mut headers: HeaderMap, range_result| {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         Answer {
@@ -171,9 +179,7 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
             if let Ok(v) = HeaderValue::from_str(&range::unsatisfied_content_range(len)) {
                 h.insert(header::CONTENT_RANGE, v);
             }
-            if let Ok(v) = HeaderValue::from_str(&rep.etag) {
-                h.insert(header::ETAG, v);
-            }
+            h.insert(header::ETAG, rep.etag.clone());
             h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             Answer {
                 status: StatusCode::RANGE_NOT_SATISFIABLE,
@@ -190,19 +196,15 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
 /// Headers every 200/206 of `rep` carries (and a 304 keeps a subset of).
 fn rep_headers(rep: &Representation) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(8);
-    if let Ok(v) = HeaderValue::from_str(&rep.etag) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(header::ETAG, rep.etag.clone());
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(rep.content_type),
     );
     h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
-    if let Some(lm) = rep.last_modified
-        && let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(lm))
-    {
-        h.insert(header::LAST_MODIFIED, v);
+    if let Some((_, lm)) = &rep.last_modified {
+        h.insert(header::LAST_MODIFIED, lm.clone());
     }
     if rep.vary_accept_encoding {
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));

@@ -10,9 +10,8 @@ use http::header;
 use crate::app::App;
 use crate::config::EdgeConfig;
 use crate::digests::Variant;
-use crate::dirpack::etag_for;
+use crate::dirpack::etag_value;
 use crate::errors::EdgeError;
-use crate::http::Ctx;
 use crate::pmtiles::{self, Coding, DecodeCaps, DecodeError, TileError, TileLookup};
 use crate::respond::Representation;
 
@@ -25,11 +24,9 @@ const MAX_COORD_DIGITS: usize = 10;
 pub(crate) fn tile(
     app: &Arc<App>,
     parts: &http::request::Parts,
-    ctx: &mut Ctx,
     cfg: &EdgeConfig,
 ) -> Result<Option<Representation>, EdgeError> {
     let rest = &parts.uri.path()[TILES_PREFIX.len()..];
-    ctx.path = rest.chars().take(256).collect();
     let segs: Vec<&str> = rest.split('/').collect();
     let [pack, z, x, last] = segs[..] else {
         return Err(EdgeError::NotFound);
@@ -93,7 +90,7 @@ pub(crate) fn tile(
     Ok(Some(Representation {
         etag: a.digests.etag(offset, stored_len, variant, &body),
         body,
-        last_modified: Some(a.last_modified),
+        last_modified: Some((a.last_modified, a.last_modified_header.clone())),
         content_type: pmtiles::content_type(archive.tile_type()),
         cache_control: cache_control(app),
         vary_accept_encoding: coding != Coding::None,
@@ -105,11 +102,9 @@ pub(crate) fn tile(
 pub(crate) fn tilejson(
     app: &Arc<App>,
     parts: &http::request::Parts,
-    ctx: &mut Ctx,
     cfg: &EdgeConfig,
 ) -> Result<Representation, EdgeError> {
     let rest = &parts.uri.path()[TILES_PREFIX.len()..];
-    ctx.path = rest.chars().take(256).collect();
     let pack = rest.strip_suffix(".json").unwrap_or(rest);
     let packs = app.packs.load_full();
     let Some(a) = packs.archives.get(pack) else {
@@ -127,9 +122,9 @@ pub(crate) fn tilejson(
     };
     let body = Bytes::from(pmtiles::tilejson::render(&a.archive, pack, &base));
     Ok(Representation {
-        etag: etag_for(blake3::hash(&body).as_bytes()),
+        etag: etag_value(blake3::hash(&body).as_bytes()),
         body,
-        last_modified: Some(a.last_modified),
+        last_modified: Some((a.last_modified, a.last_modified_header.clone())),
         content_type: "application/json",
         cache_control: cache_control(app),
         vary_accept_encoding: false,
