@@ -57,10 +57,17 @@ pub fn choose_format(accept: Option<&str>) -> Format {
 
 /// Whether `Accept-Encoding` offers gzip (or `*`) with q > 0.
 pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accepts_coding(accept_encoding, "gzip")
+}
+
+/// Whether `Accept-Encoding` offers content coding `token` (lower case) with q > 0, or `*`
+/// with q > 0 when `token` is not listed; `x-gzip` counts as `gzip`. No header offers
+/// nothing (identity only).
+pub fn accepts_coding(accept_encoding: Option<&str>, token: &str) -> bool {
     let Some(ae) = accept_encoding else {
         return false;
     };
-    let mut gzip: Option<bool> = None;
+    let mut exact: Option<bool> = None;
     let mut star = false;
     for item in ae.split(',') {
         let mut parts = item.split(';').map(str::trim);
@@ -70,13 +77,18 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
             .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
             .map(|(_, v)| v.trim().parse::<f32>().unwrap_or(0.0))
             .unwrap_or(1.0);
-        match coding.as_str() {
-            "gzip" | "x-gzip" => gzip = Some(q > 0.0),
-            "*" => star = q > 0.0,
-            _ => {}
+        let coding = if coding == "x-gzip" {
+            "gzip"
+        } else {
+            coding.as_str()
+        };
+        if coding == token {
+            exact = Some(q > 0.0);
+        } else if coding == "*" {
+            star = q > 0.0;
         }
     }
-    gzip.unwrap_or(star)
+    exact.unwrap_or(star)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::dirpack::etag_value;
 use crate::errors::EdgeError;
 use crate::pmtiles::{self, Coding, DecodeCaps, DecodeError, TileError, TileLookup};
 use crate::respond::Representation;
+use ron_metrics::negotiate::accepts_coding;
 
 /// Route prefix of tiles and TileJSON.
 pub const TILES_PREFIX: &str = "/edge/tiles/";
@@ -156,36 +157,6 @@ fn valid_host(h: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         && port.is_none_or(|p| p.parse::<u16>().is_ok())
-}
-
-/// Whether `Accept-Encoding` accepts `token` (or `*`) with q > 0; `x-gzip` counts as gzip.
-/// No header means identity only (spec decision 10).
-pub fn accepts_coding(accept_encoding: Option<&str>, token: &str) -> bool {
-    let Some(ae) = accept_encoding else {
-        return false;
-    };
-    let mut exact: Option<bool> = None;
-    let mut star = false;
-    for item in ae.split(',') {
-        let mut parts = item.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or("").to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map(|(_, v)| v.trim().parse::<f32>().unwrap_or(0.0))
-            .unwrap_or(1.0);
-        let coding = if coding == "x-gzip" {
-            "gzip".to_owned()
-        } else {
-            coding
-        };
-        if coding == token {
-            exact = Some(q > 0.0);
-        } else if coding == "*" {
-            star = q > 0.0;
-        }
-    }
-    exact.unwrap_or(star)
 }
 
 #[cfg(test)]
