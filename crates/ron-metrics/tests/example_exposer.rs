@@ -212,3 +212,21 @@ fn bind_failure_exits_1_naming_the_address() {
     assert!(stdout.contains(&addr), "{stdout}");
     assert!(stdout.contains("\"level\":\"ERROR\""));
 }
+
+#[test]
+fn uds_env_knob_serves_over_a_private_unix_socket() {
+    let dir = test_support::temp_dir("example-uds");
+    let sock = dir.join("run").join("metrics.sock");
+    let sock_s = sock.to_str().unwrap().to_owned();
+    let svc = Service::spawn(&example_bin(), &[("RON_METRICS_UDS", &sock_s)], STARTED);
+    assert_eq!(svc.addr, format!("unix:{sock_s}"));
+    let r = test_support::http_uds(&sock, request("GET", "/healthz", &[]).as_bytes()).unwrap();
+    assert_eq!(r.text(), "ok");
+    if let Some(curl) = test_support::tool("curl") {
+        let out = Command::new(curl)
+            .args(["-sS", "--unix-socket", &sock_s, "http://x/healthz"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok");
+    }
+}
