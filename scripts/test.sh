@@ -61,7 +61,7 @@ install_python_deps
 promtool --version 2>&1 | head -1
 
 # Tests that need an external tool fail instead of skipping when it is missing here.
-export SVC_EDGE_REQUIRE_EXTERNAL=1
+export RON_REQUIRE_EXTERNAL_TOOLS=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -353,8 +353,8 @@ fn redbot_bad_notes(redbot: &Path, url: &str) -> Vec<String> {
 fn redbot_finds_nothing_bad_on_files_archives_tiles_and_tilejson() {
     let Some(redbot) = tool("redbot") else {
         assert!(
-            std::env::var_os("SVC_EDGE_REQUIRE_EXTERNAL").is_none(),
-            "redbot is required (SVC_EDGE_REQUIRE_EXTERNAL is set)"
+            std::env::var_os("RON_REQUIRE_EXTERNAL_TOOLS").is_none(),
+            "redbot is required (RON_REQUIRE_EXTERNAL_TOOLS is set)"
         );
         return;
     };

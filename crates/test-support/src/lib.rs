@@ -116,26 +116,20 @@ impl Drop for Service {
     }
 }
 
-/// Variables of the runbooks' knobs, cleared so the developer's shell cannot leak into a test.
-pub const RON_ENV_VARS: [&str; 10] = [
-    "RON_METRICS_ADDR",
-    "RON_METRICS_UDS",
-    "RON_METRICS_TLS_CERT",
-    "RON_METRICS_TLS_KEY",
-    "RON_METRICS_LOAD",
-    "RON_AMNESIA",
-    "RON_SERVICE",
-    "RON_INSTANCE",
-    "RON_OTEL_ENDPOINT",
-    "RUST_LOG",
-];
+/// Prefixes of the services' environment knobs; a spawned service never inherits them
+/// from the developer's shell or CI, only what the test passes.
+pub const SERVICE_ENV_PREFIXES: [&str; 2] = ["RON_", "SVC_EDGE_"];
 
-/// A command for `bin` with the `RON_*` knobs cleared, then `env` applied, stdin closed.
+/// A command for `bin` with the services' knobs (and `RUST_LOG`) cleared, then `env`
+/// applied, stdin closed.
 pub fn command(bin: &Path, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.stdin(Stdio::null());
-    for var in RON_ENV_VARS {
-        cmd.env_remove(var);
+    cmd.stdin(Stdio::null()).env_remove("RUST_LOG");
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if SERVICE_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            cmd.env_remove(&var);
+        }
     }
     for (k, v) in env {
         cmd.env(k, v);
