@@ -11,6 +11,9 @@ pub enum EdgeError {
     BadRequest,
     /// 403 `not_allowed`.
     NotAllowed,
+    /// 403 `not_allowed`, detail `private_address`: the live host resolves only to
+    /// non-public addresses.
+    PrivateAddress,
     /// 403 `cors`.
     Cors,
     /// 404.
@@ -45,6 +48,16 @@ pub enum EdgeError {
     Draining,
     /// 503 `not_ready`.
     NotReady,
+    /// 502 `upstream`, reason `upstream_4xx`: the origin answered a 4xx other than 404/410.
+    Upstream4xx,
+    /// 502 `upstream`, reason `upstream_5xx`: the origin answered 5xx, after retries.
+    Upstream5xx,
+    /// 502 `upstream`: TLS, DNS, connect, redirect or content-encoding failure.
+    Upstream,
+    /// 502 `digest_mismatch`: the fetched bytes differ from `?b3=`.
+    DigestMismatch,
+    /// 502 `too_large`: the origin object is over `max_object_bytes`.
+    TooLarge,
 }
 
 impl EdgeError {
@@ -53,7 +66,7 @@ impl EdgeError {
         use EdgeError::*;
         match self {
             BadPath | BadRequest => 400,
-            NotAllowed | Cors => 403,
+            NotAllowed | PrivateAddress | Cors => 403,
             NotFound => 404,
             Method => 405,
             DecompressCap => 406,
@@ -63,6 +76,7 @@ impl EdgeError {
             RangeNotSatisfiable => 416,
             RateLimit(_) | Busy => 429,
             Integrity | Internal => 500,
+            Upstream4xx | Upstream5xx | Upstream | DigestMismatch | TooLarge => 502,
             Timeout | Io | Amnesia | Draining | NotReady => 503,
         }
     }
@@ -72,7 +86,7 @@ impl EdgeError {
         use EdgeError::*;
         match self {
             BadPath | BadRequest => "bad_request",
-            NotAllowed | Cors => "not_allowed",
+            NotAllowed | PrivateAddress | Cors => "not_allowed",
             NotFound => "not_found",
             Method => "method_not_allowed",
             DecompressCap => "not_acceptable",
@@ -89,6 +103,9 @@ impl EdgeError {
             Amnesia => "amnesia",
             Draining => "draining",
             NotReady => "not_ready",
+            Upstream4xx | Upstream5xx | Upstream => "upstream",
+            DigestMismatch => "digest_mismatch",
+            TooLarge => "too_large",
         }
     }
 
@@ -99,7 +116,7 @@ impl EdgeError {
             NotFound | PreconditionFailed => return None,
             BadPath | UriTooLong => "bad_path",
             BadRequest => "bad_request",
-            NotAllowed => "not_allowed",
+            NotAllowed | PrivateAddress => "not_allowed",
             Cors => "cors",
             Method => "method",
             DecompressCap => "decompress_cap",
@@ -114,6 +131,11 @@ impl EdgeError {
             Amnesia => "amnesia",
             Draining => "draining",
             NotReady => "not_ready",
+            Upstream4xx => "upstream_4xx",
+            Upstream5xx => "upstream_5xx",
+            Upstream => "upstream",
+            DigestMismatch => "digest_mismatch",
+            TooLarge => "too_large",
         })
     }
 
@@ -123,7 +145,7 @@ impl EdgeError {
         match self {
             BadPath => "The request path is malformed.",
             BadRequest => "The request is malformed.",
-            NotAllowed => "The origin is not allowed.",
+            NotAllowed | PrivateAddress => "The origin is not allowed.",
             Cors => "The requesting origin is not allowed.",
             NotFound => "No such object.",
             Method => "Only GET and HEAD are allowed.",
@@ -141,6 +163,18 @@ impl EdgeError {
             Amnesia => "The object would need persistence, which amnesia mode forbids.",
             Draining => "The server is shutting down.",
             NotReady => "The server is starting.",
+            Upstream4xx | Upstream5xx | Upstream => "The origin could not supply the object.",
+            DigestMismatch => "The fetched object does not match the requested digest.",
+            TooLarge => "The origin object is too large.",
+        }
+    }
+
+    /// The log `detail` that refines a reason, where the spec names one.
+    pub fn detail(self) -> Option<&'static str> {
+        match self {
+            EdgeError::PrivateAddress => Some("private_address"),
+            EdgeError::Amnesia => Some("persistence_required"),
+            _ => None,
         }
     }
 
@@ -175,5 +209,19 @@ mod tests {
         assert_eq!(EdgeError::RateLimit(0).retry_after(), Some(1));
         assert_eq!(EdgeError::UriTooLong.reason(), Some("bad_path"));
         assert_eq!(EdgeError::Amnesia.retry_after(), Some(60));
+    }
+
+    #[test]
+    fn fill_failures_answer_502_with_their_own_reasons() {
+        assert_eq!(EdgeError::Upstream4xx.status(), 502);
+        assert_eq!(EdgeError::Upstream4xx.code(), "upstream");
+        assert_eq!(EdgeError::Upstream4xx.reason(), Some("upstream_4xx"));
+        assert_eq!(EdgeError::Upstream5xx.reason(), Some("upstream_5xx"));
+        assert_eq!(EdgeError::DigestMismatch.code(), "digest_mismatch");
+        assert_eq!(EdgeError::TooLarge.reason(), Some("too_large"));
+        assert_eq!(EdgeError::PrivateAddress.status(), 403);
+        assert_eq!(EdgeError::PrivateAddress.reason(), Some("not_allowed"));
+        assert_eq!(EdgeError::PrivateAddress.detail(), Some("private_address"));
+        assert_eq!(EdgeError::Amnesia.detail(), Some("persistence_required"));
     }
 }

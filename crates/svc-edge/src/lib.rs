@@ -13,10 +13,13 @@
 //! TileJSON with content-coding negotiation, RFC 9110 preconditions, single and
 //! multipart ranges, admission (body cap, method, RPS bucket, inflight permits, request
 //! deadline), JSON errors, the §5.1 families, JSON logs with `event` on every line,
-//! SIGHUP reload and SIGTERM drain, deploy files and the `tools` subcommands. Not built
-//! yet (issue 3 stays open): the CAS (`/cas/b3/…`), live fill (`/edge/live/…`), the
-//! amnesia RAM cache, CORS, `under_pressure`/`cas_reachable` readiness keys, REDbot and
-//! the nginx benchmark. Those paths answer 404 until they exist.
+//! SIGHUP reload and SIGTERM drain, deploy files and the `tools` subcommands, CORS, and
+//! the storage and fill libraries: the sharded BLAKE3 CAS with atomic writes and
+//! verify-on-first-read ([`cas`]), the amnesia RAM cache ([`ramcache`]) and allow-listed
+//! live fill with address vetting, pinned connections, redirects, retries and
+//! single-flight ([`fill`]), each tested against an in-process HTTPS origin. Not wired yet
+//! (issue 3 stays open): the `/cas/b3/…` and `/edge/live/…` routes and the
+//! `cas_reachable` readiness key; until then those paths answer 404.
 //!
 //! Decisions where the spec is silent or conflicts with ron-metrics:
 //! - `tls_handshake_failures_total` is ron-metrics' unlabelled golden family; the `side`
@@ -25,12 +28,14 @@
 //!   ron-metrics golden families, built with svc-edge's buckets and extended with its
 //!   routes, reasons and ops, so each runbook grep finds one family.
 //! - An unparseable `If-Range` is ignored (treated as absent), as §4.5's parsing rules say.
-//! - Tile digests are computed per response for now (no digest cache yet).
+//! - Tile digests live in a lock-free direct-mapped cache of 65,536 slots per archive
+//!   ([`digests`]); a collision just re-hashes the tile.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod admission;
 pub mod app;
+pub mod cas;
 pub mod check;
 pub mod cli;
 pub mod conditional;
@@ -39,6 +44,7 @@ pub mod cors;
 pub mod digests;
 pub mod dirpack;
 pub mod errors;
+pub mod fill;
 pub mod http;
 pub mod mapping;
 pub mod metrics;
@@ -46,6 +52,7 @@ pub mod mime;
 pub mod multipart;
 pub mod paths;
 pub mod pmtiles;
+pub mod ramcache;
 pub mod range;
 pub mod respond;
 pub mod server;
