@@ -187,8 +187,13 @@ fn spawn_connection(
         let mut token = coord.token();
         let svc_app = app.clone();
         let svc = service_fn(move |req| {
-            let _guard = coord.inflight();
-            http::handle(svc_app.clone(), probes.clone(), req, peer)
+            // The guard lives inside the future, so the drain waits for the response.
+            let guard = coord.inflight();
+            let fut = http::handle(svc_app.clone(), probes.clone(), req, peer);
+            async move {
+                let _guard = guard;
+                fut.await
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
