@@ -51,17 +51,7 @@ fn raw_tile(z: u8, x: u64, y: u64) -> Vec<u8> {
 
 #[test]
 fn edge_t9_tile_id_vectors_and_round_trips_up_to_zoom_8() {
-    let vectors = [
-        ((0, 0, 0), 0),
-        ((1, 0, 0), 1),
-        ((1, 0, 1), 2),
-        ((1, 1, 1), 3),
-        ((1, 1, 0), 4),
-        ((2, 0, 0), 5),
-        ((3, 0, 0), 21),
-        ((12, 3423, 1763), 19_078_479),
-    ];
-    for ((z, x, y), id) in vectors {
+    for ((z, x, y), id) in svc_edge::pmtiles::tileid::SPEC_VECTORS {
         assert_eq!(tile_id(z, x, y), Some(id), "{z}/{x}/{y}");
     }
     for z in 0..=8u8 {

@@ -26,6 +26,18 @@ pub fn tile_coords(id: u64) -> Option<(u8, u64, u64)> {
     Some((coord.z(), u64::from(coord.x()), u64::from(coord.y())))
 }
 
+/// The tile-id test vectors of spec §4.8: ((z, x, y), id).
+pub const SPEC_VECTORS: [((u8, u64, u64), u64); 8] = [
+    ((0, 0, 0), 0),
+    ((1, 0, 0), 1),
+    ((1, 0, 1), 2),
+    ((1, 1, 1), 3),
+    ((1, 1, 0), 4),
+    ((2, 0, 0), 5),
+    ((3, 0, 0), 21),
+    ((12, 3423, 1763), 19_078_479),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,17 +67,7 @@ mod tests {
 
     #[test]
     fn spec_vectors_map_to_their_ids() {
-        let vectors = [
-            ((0, 0, 0), 0),
-            ((1, 0, 0), 1),
-            ((1, 0, 1), 2),
-            ((1, 1, 1), 3),
-            ((1, 1, 0), 4),
-            ((2, 0, 0), 5),
-            ((3, 0, 0), 21),
-            ((12, 3423, 1763), 19_078_479),
-        ];
-        for ((z, x, y), id) in vectors {
+        for ((z, x, y), id) in SPEC_VECTORS {
             assert_eq!(tile_id(z, x, y), Some(id), "{z}/{x}/{y}");
             assert_eq!(spec_tile_id(z, x, y), id, "oracle {z}/{x}/{y}");
             assert_eq!(tile_coords(id), Some((z, x, y)));

@@ -155,29 +155,16 @@ fn bench_tile(rng: &mut StdRng, z: u8, x: u64, y: u64) -> Vec<u8> {
 }
 
 fn bench_mvt(z: u8, x: u64, y: u64, points: &[(i32, i32)]) -> Vec<u8> {
-    let extent = mvt::EXTENT as i32;
+    let mut features = mvt::outline_and_label(z, x, y);
+    features.push(Feature {
+        id: 3,
+        geom_type: GeomType::LineString,
+        geometry: mvt::line(points),
+        properties: vec![],
+    });
     mvt::encode(&[Layer {
         name: "bench".into(),
-        features: vec![
-            Feature {
-                id: 1,
-                geom_type: GeomType::Polygon,
-                geometry: mvt::polygon(0, extent),
-                properties: vec![],
-            },
-            Feature {
-                id: 2,
-                geom_type: GeomType::Point,
-                geometry: mvt::point(extent / 2, extent / 2),
-                properties: vec![("zxy".into(), format!("{z}/{x}/{y}"))],
-            },
-            Feature {
-                id: 3,
-                geom_type: GeomType::LineString,
-                geometry: mvt::line(points),
-                properties: vec![],
-            },
-        ],
+        features,
     }])
 }
 

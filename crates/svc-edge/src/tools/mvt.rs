@@ -178,6 +178,26 @@ fn put_packed(out: &mut Vec<u8>, field: u64, values: &[u32]) {
     put_len(out, field, &body);
 }
 
+/// The two features every generated tile starts with: a polygon covering the tile extent
+/// and a point at its centre labelled `zxy="z/x/y"`.
+pub fn outline_and_label(z: u8, x: u64, y: u64) -> Vec<Feature> {
+    let extent = EXTENT as i32;
+    vec![
+        Feature {
+            id: 1,
+            geom_type: GeomType::Polygon,
+            geometry: polygon(0, extent),
+            properties: vec![],
+        },
+        Feature {
+            id: 2,
+            geom_type: GeomType::Point,
+            geometry: point(extent / 2, extent / 2),
+            properties: vec![("zxy".into(), format!("{z}/{x}/{y}"))],
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

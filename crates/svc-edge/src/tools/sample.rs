@@ -10,7 +10,7 @@ use std::path::Path;
 use pmtiles::TileType;
 use serde_json::json;
 
-use super::mvt::{self, Feature, GeomType, Layer};
+use super::mvt::{self, Layer};
 use crate::pmtiles::Coding;
 use crate::pmtiles::writer::ArchiveBuilder;
 
@@ -23,23 +23,9 @@ const MERCATOR_MAX_LAT: f64 = 85.051_128_7;
 
 /// The uncompressed MVT of sample tile `z/x/y`.
 pub fn sample_tile(z: u8, x: u64, y: u64) -> Vec<u8> {
-    let extent = mvt::EXTENT as i32;
     mvt::encode(&[Layer {
         name: SAMPLE_LAYER.into(),
-        features: vec![
-            Feature {
-                id: 1,
-                geom_type: GeomType::Polygon,
-                geometry: mvt::polygon(0, extent),
-                properties: vec![],
-            },
-            Feature {
-                id: 2,
-                geom_type: GeomType::Point,
-                geometry: mvt::point(extent / 2, extent / 2),
-                properties: vec![("zxy".into(), format!("{z}/{x}/{y}"))],
-            },
-        ],
+        features: mvt::outline_and_label(z, x, y),
     }])
 }
 
