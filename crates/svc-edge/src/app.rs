@@ -13,6 +13,7 @@ use ron_kernel::HealthState;
 use crate::admission::{Inflight, RateLimiter};
 use crate::config::EdgeConfig;
 use crate::dirpack::{self, DirFile, DirPack, MapBudget, etag_value};
+use crate::fill::Filler;
 use crate::metrics::EdgeMetrics;
 use crate::pmtiles::{Archive, DecodeCaps};
 
@@ -30,6 +31,8 @@ pub mod ready {
     pub const ALLOW_LIST_PARSED: &str = "allow_list_parsed";
     /// Amnesia constraints hold.
     pub const AMNESIA_OK: &str = "amnesia_ok";
+    /// `cas_dir` is a readable (in live mode writable, roomy) directory.
+    pub const CAS_REACHABLE: &str = "cas_reachable";
 }
 
 /// A mounted archive and what its whole-file response needs.
@@ -96,6 +99,10 @@ pub struct App {
     pub draining: AtomicBool,
     /// `Cache-Control` of assets, tiles, 204s and TileJSON for the live config.
     pub pack_cache_control: ArcSwap<http::HeaderValue>,
+    /// `Cache-Control` of live responses without `?b3=` for the live config.
+    pub live_cache_control: ArcSwap<http::HeaderValue>,
+    /// Live fill and the store behind `/cas/b3` (the CAS, or the RAM cache).
+    pub filler: Filler,
     generation: AtomicU64,
     /// Process start, for logs.
     pub started: Instant,
@@ -103,13 +110,21 @@ pub struct App {
 
 impl App {
     /// State for `config`; packs are mounted later by [`App::mount_packs`].
-    pub fn new(config: EdgeConfig, metrics: EdgeMetrics, health: Arc<HealthState>) -> Arc<App> {
+    pub fn new(
+        config: EdgeConfig,
+        metrics: EdgeMetrics,
+        health: Arc<HealthState>,
+        filler: Filler,
+    ) -> Arc<App> {
         let rate = RateLimiter::new(config.ingress.rps_limit);
         let inflight = Inflight::new(config.ingress.max_inflight);
         let budget = MapBudget::new(config.edge.open_files as usize);
         let pack_cache_control = ArcSwap::from_pointee(pack_cache_control(&config));
+        let live_cache_control = ArcSwap::from_pointee(live_cache_control(&config));
         Arc::new(App {
             pack_cache_control,
+            live_cache_control,
+            filler,
             config: ArcSwap::from_pointee(config),
             packs: ArcSwap::from_pointee(PackSet::default()),
             mounted: AtomicBool::new(false),
@@ -261,7 +276,22 @@ pub fn mount_archive(
 
 /// `public, max-age=<max_age_secs>`, formatted once per config.
 pub fn pack_cache_control(config: &EdgeConfig) -> http::HeaderValue {
+    max_age(config.edge.max_age_secs)
+}
+
+/// `Cache-Control` of live responses without `?b3=`: the shorter of the pack max-age and
+/// the ref TTL, so no cache keeps an entry the edge itself would refetch.
+pub fn live_cache_control(config: &EdgeConfig) -> http::HeaderValue {
+    max_age(config.edge.max_age_secs.min(config.edge.live_ttl_secs))
+}
+
+/// `Cache-Control` of CAS objects and live responses pinned by `?b3=`.
+pub fn immutable_cache_control() -> http::HeaderValue {
+    http::HeaderValue::from_static("public, max-age=31536000, immutable")
+}
+
+fn max_age(secs: u32) -> http::HeaderValue {
     // Digits and ASCII text always make a valid header value.
-    http::HeaderValue::from_str(&format!("public, max-age={}", config.edge.max_age_secs))
+    http::HeaderValue::from_str(&format!("public, max-age={secs}"))
         .unwrap_or(http::HeaderValue::from_static("no-store"))
 }

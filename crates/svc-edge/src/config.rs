@@ -325,6 +325,13 @@ impl Validate for EdgeConfig {
                 ));
             }
         }
+        // An unreadable or certificate-less CA file is a config error (exit 2 and
+        // --check-config), not a failure at the first fill.
+        if let Some(ca) = &d.ca_file
+            && let Err(why) = crate::fill::client::tls_config(Some(ca))
+        {
+            e.push(("edge.ca_file".into(), why.to_string()));
+        }
         if d.mode == Mode::Offline && d.packs.is_empty() && d.cas_dir.is_none() {
             e.push((
                 "edge.packs".into(),

@@ -5,11 +5,13 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -26,6 +28,7 @@ use crate::errors::EdgeError;
 use crate::metrics::{CONTENT_ENDPOINTS, METHODS, ROUTES};
 use crate::paths::{self, PathError};
 use crate::respond::{self, Representation};
+use crate::stored;
 use crate::tiles;
 
 /// Response body type: zero-copy chunks, or a probe body from ron-metrics.
@@ -41,6 +44,8 @@ pub(crate) enum Route {
     Assets = 0,
     Tiles = 1,
     TileJson = 2,
+    Cas = 3,
+    Live = 4,
     Healthz = 5,
     Readyz = 6,
     Other = 7,
@@ -100,6 +105,10 @@ pub async fn handle(
         Route::Readyz
     } else if path.starts_with(ASSETS_PREFIX) {
         Route::Assets
+    } else if path.starts_with(stored::CAS_PREFIX) {
+        Route::Cas
+    } else if path.starts_with(stored::LIVE_PREFIX) {
+        Route::Live
     } else if let Some(rest) = path.strip_prefix(tiles::TILES_PREFIX) {
         if rest.ends_with(".json") && !rest.contains('/') {
             Route::TileJson
@@ -130,19 +139,26 @@ pub async fn handle(
             Ok(r) => r.map(|b| b.map_err(|e| e.into()).boxed_unsync()),
             Err(never) => match never {},
         };
-        finish(&app, &ctx, resp.status(), 0, None);
+        finish(&app, &ctx, resp.status(), 0, None, None);
         return Ok(resp);
     }
 
     let resp = match admit_and_route(&app, req, &mut ctx).await {
         Ok((answer, chunks_len)) => {
             let status = answer.status();
-            finish(&app, &ctx, status, chunks_len, None);
+            finish(
+                &app,
+                &ctx,
+                status,
+                chunks_len,
+                None,
+                answer.headers().get(header::ETAG),
+            );
             answer
         }
         Err(e) => {
             let resp = error_response(&app, e, &ctx.corr, HeaderMap::new());
-            finish(&app, &ctx, resp.status(), 0, Some(e));
+            finish(&app, &ctx, resp.status(), 0, Some(e), None);
             resp
         }
     };
@@ -193,8 +209,23 @@ async fn admit_and_route(
         return Err(EdgeError::Busy);
     };
     app.metrics.inflight.set(app.inflight.held() as i64);
-    let deadline = Duration::from_secs(u64::from(cfg.ingress.timeout_secs));
-    let routed = tokio::time::timeout(deadline, route(app, &parts, ctx, &cfg)).await;
+    let budget = Duration::from_secs(u64::from(cfg.ingress.timeout_secs));
+    let deadline = ctx.started + budget;
+    // A panicking handler answers 500 `internal`; the connection and process go on.
+    let guarded = AssertUnwindSafe(route(app, &parts, ctx, &cfg, deadline)).catch_unwind();
+    let routed = match tokio::time::timeout_at(deadline.into(), guarded).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(event = "panic", corr_id = %ctx.corr, panic = %what, "panic");
+            Ok(Err(EdgeError::Internal))
+        }
+        Err(elapsed) => Err(elapsed),
+    };
     app.metrics.inflight.set(app.inflight.held() as i64 - 1);
     match routed {
         Ok(Ok((mut resp, n))) => {
@@ -205,9 +236,21 @@ async fn admit_and_route(
             );
             Ok((resp, n))
         }
-        Ok(Err(e)) => Err(e),
+        Ok(Err(e)) => {
+            if e == EdgeError::Busy {
+                // The fill queue was full (the inflight cap is counted above).
+                let endpoint = CONTENT_ENDPOINTS[ctx.route as usize];
+                app.metrics.busy.with_label_values(&[endpoint]).inc();
+            }
+            Err(e)
+        }
         Err(_) => {
-            app.metrics.io_timeouts.with_label_values(&["read"]).inc();
+            let op = if ctx.route == Route::Live {
+                "fill"
+            } else {
+                "read"
+            };
+            app.metrics.io_timeouts.with_label_values(&[op]).inc();
             Err(EdgeError::Timeout)
         }
     }
@@ -218,6 +261,7 @@ async fn route(
     parts: &http::request::Parts,
     ctx: &mut Ctx,
     cfg: &crate::config::EdgeConfig,
+    deadline: Instant,
 ) -> Result<(Response<Body>, u64), EdgeError> {
     let rep = match ctx.route {
         Route::Assets => asset(app, parts).await?,
@@ -226,6 +270,8 @@ async fn route(
             None => return Ok((no_content(app), 0)),
         },
         Route::TileJson => tiles::tilejson(app, parts, cfg)?,
+        Route::Cas => stored::cas(app, parts).await?,
+        Route::Live => stored::live(app, parts, deadline).await?,
         _ => return Err(EdgeError::NotFound),
     };
     Ok(represent(app, &rep, parts, &ctx.corr))
@@ -265,7 +311,7 @@ async fn asset(app: &Arc<App>, parts: &http::request::Parts) -> Result<Represent
                 body: a.archive.bytes().clone(),
                 etag: a.etag.clone(),
                 last_modified: Some((a.last_modified, a.last_modified_header.clone())),
-                content_type: crate::mime::for_path(&a.file_name),
+                content_type: HeaderValue::from_static(crate::mime::for_path(&a.file_name)),
                 cache_control,
                 vary_accept_encoding: false,
                 content_encoding: None,
@@ -298,7 +344,7 @@ async fn asset(app: &Arc<App>, parts: &http::request::Parts) -> Result<Represent
         body: opened.body,
         etag: opened.etag,
         last_modified: Some((file.last_modified, file.last_modified_header.clone())),
-        content_type: file.content_type,
+        content_type: HeaderValue::from_static(file.content_type),
         cache_control,
         vary_accept_encoding: false,
         content_encoding: None,
@@ -446,7 +492,14 @@ fn log_range(range: Option<&HeaderValue>) -> String {
 }
 
 /// Counts the answer and writes the access-log line the config asks for.
-fn finish(app: &App, ctx: &Ctx, status: StatusCode, bytes_out: u64, err: Option<EdgeError>) {
+fn finish(
+    app: &App,
+    ctx: &Ctx,
+    status: StatusCode,
+    bytes_out: u64,
+    err: Option<EdgeError>,
+    etag: Option<&HeaderValue>,
+) {
     let route = ROUTES[ctx.route as usize];
     let method = METHODS[ctx.method_idx];
     let m = &app.metrics;
@@ -468,11 +521,13 @@ fn finish(app: &App, ctx: &Ctx, status: StatusCode, bytes_out: u64, err: Option<
             method,
             status = status.as_u16(),
             reason = err.and_then(EdgeError::reason).unwrap_or(""),
+            detail = err.and_then(EdgeError::detail).unwrap_or(""),
             corr_id = %ctx.corr,
             peer_addr = %ctx.peer,
             mode = app.config.load().edge.mode.as_str(),
             latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             bytes_out,
+            etag = etag.and_then(|v| v.to_str().ok()).unwrap_or("").trim_matches('"'),
             range = %log_range(ctx.range.as_ref()),
             path = %log_path(ctx.uri.path()),
             "request"

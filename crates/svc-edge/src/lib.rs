@@ -14,12 +14,11 @@
 //! multipart ranges, admission (body cap, method, RPS bucket, inflight permits, request
 //! deadline), JSON errors, the §5.1 families, JSON logs with `event` on every line,
 //! SIGHUP reload and SIGTERM drain, deploy files and the `tools` subcommands, CORS, and
-//! the storage and fill libraries: the sharded BLAKE3 CAS with atomic writes and
-//! verify-on-first-read ([`cas`]), the amnesia RAM cache ([`ramcache`]) and allow-listed
-//! live fill with address vetting, pinned connections, redirects, retries and
-//! single-flight ([`fill`]), each tested against an in-process HTTPS origin. Not wired yet
-//! (issue 3 stays open): the `/cas/b3/…` and `/edge/live/…` routes and the
-//! `cas_reachable` readiness key; until then those paths answer 404.
+//! the sharded BLAKE3 CAS with atomic writes and verify-on-first-read ([`cas`]) behind
+//! `/cas/b3/{hex}`, the amnesia RAM cache ([`ramcache`]), and allow-listed live fill
+//! ([`fill`]) behind `/edge/live/{host}/{path}[?b3=]` with address vetting, pinned
+//! connections, redirects, retries and single-flight over a bounded queue, plus the
+//! `cas_reachable` readiness key and the fill queue in `under_pressure`.
 //!
 //! Decisions where the spec is silent or conflicts with ron-metrics:
 //! - `tls_handshake_failures_total` is ron-metrics' unlabelled golden family; the `side`
@@ -28,6 +27,13 @@
 //!   ron-metrics golden families, built with svc-edge's buckets and extended with its
 //!   routes, reasons and ops, so each runbook grep finds one family.
 //! - An unparseable `If-Range` is ignored (treated as absent), as §4.5's parsing rules say.
+//! - Without `cas_dir` (and without amnesia) fills and `/cas/b3` use an empty RAM cache:
+//!   offline mode then has nothing stored, and since `cas_dir` needs a restart, a SIGHUP
+//!   into live mode fills RAM until the restart. Offline mode opens an existing CAS
+//!   writable when it can (quarantine, a later switch to live), read-only otherwise.
+//! - A live request that times out at its own deadline counts
+//!   `io_timeouts_total{op="fill"}`; the fill itself goes on and counts separately only
+//!   if it too runs out of time.
 //! - Tile digests live in a lock-free direct-mapped cache of 65,536 slots per archive
 //!   ([`digests`]); a collision just re-hashes the tile.
 #![warn(missing_docs)]
@@ -56,5 +62,6 @@ pub mod ramcache;
 pub mod range;
 pub mod respond;
 pub mod server;
+pub mod stored;
 pub mod tiles;
 pub mod tools;

@@ -22,8 +22,9 @@ pub struct Representation {
     pub etag: HeaderValue,
     /// `Last-Modified`, for pack-backed objects: the time and its preformatted header.
     pub last_modified: Option<(SystemTime, HeaderValue)>,
-    /// `Content-Type`.
-    pub content_type: &'static str,
+    /// `Content-Type`, as a header value: static for packs and tiles, the origin's for
+    /// live objects.
+    pub content_type: HeaderValue,
     /// `Cache-Control`, preformatted.
     pub cache_control: HeaderValue,
     /// Send `Vary: Accept-Encoding`.
@@ -154,7 +155,11 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
         RangeOutcome::Multi(ranges) => {
             // range::evaluate only yields two or more in-bounds ranges here, so a build
             // error would be a bug; answer the full body rather than fail the request.
-            let built = Multipart::new(rep.content_type, &ranges, len, multipart::boundary())
+            let media_type = rep
+                .content_type
+                .to_str()
+                .unwrap_or(crate::mime::OCTET_STREAM);
+            let built = Multipart::new(media_type, &ranges, len, multipart::boundary())
                 .and_then(|mp| mp.chunks(&rep.body).map(|c| (mp, c)));
             let Ok((mp, chunks)) = built else {
                 return full(headers, None);
@@ -198,10 +203,7 @@ fn rep_headers(rep: &Representation) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(8);
     h.insert(header::ETAG, rep.etag.clone());
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(rep.content_type),
-    );
+    h.insert(header::CONTENT_TYPE, rep.content_type.clone());
     h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
     if let Some((_, lm)) = &rep.last_modified {
         h.insert(header::LAST_MODIFIED, lm.clone());

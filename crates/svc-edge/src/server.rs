@@ -19,9 +19,13 @@ use ron_metrics::{Metrics, ServeOptions};
 use tokio::net::TcpListener;
 
 use crate::app::{App, ready};
-use crate::config::{self, EdgeConfig};
+use crate::cas::Cas;
+use crate::config::{self, EdgeConfig, Mode};
+use crate::fill::Filler;
+use crate::fill::store::Store;
 use crate::http::{self, Probes};
 use crate::metrics::{EdgeMetrics, LATENCY_BUCKETS};
+use crate::ramcache::RamCache;
 
 /// Largest request head accepted; bigger heads get hyper's bare 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -77,7 +81,19 @@ pub async fn run(cfg: EdgeConfig, source: ConfigSource, log: LogHandle) -> i32 {
             return 1;
         }
     };
-    let app = App::new(cfg.clone(), edge_metrics, health.clone());
+    let store = open_store(&cfg, &edge_metrics);
+    let filler = match Filler::new(&cfg, &edge_metrics, store) {
+        Ok(f) => f,
+        Err(e) => {
+            // Validation already loaded ca_file; it changed on disk since.
+            tracing::error!(event = "startup", error = %e, "live fill client failed");
+            return 1;
+        }
+    };
+    if cfg.edge.cas_dir.is_some() {
+        let _ = health.register(ready::CAS_REACHABLE);
+    }
+    let app = App::new(cfg.clone(), edge_metrics, health.clone(), filler);
     let reload_app = app.clone();
     let reload_source = source.clone();
     let hooks = Hooks {
@@ -132,6 +148,7 @@ pub async fn run(cfg: EdgeConfig, source: ConfigSource, log: LogHandle) -> i32 {
     health.set(ready::AMNESIA_OK, true);
     spawn_readiness_watch(app.clone());
     spawn_pressure_sampler(app.clone());
+    spawn_cas_check(app.clone());
     sync_maintenance(&app, &cfg);
 
     let mount_app = app.clone();
@@ -241,7 +258,8 @@ pub const PRESSURE_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How long pressure must stay clear before `under_pressure` clears.
 pub const PRESSURE_CLEAR_AFTER: Duration = Duration::from_secs(1);
 
-/// Raises `under_pressure` while inflight ≥ 90% of `max_inflight`; clears it only after
+/// Raises `under_pressure` while inflight ≥ 90% of `max_inflight` or the fill queue is
+/// full; clears it only after
 /// one second continuously below, so readiness does not flap with each request.
 fn spawn_pressure_sampler(app: Arc<App>) {
     tokio::spawn(async move {
@@ -252,13 +270,69 @@ fn spawn_pressure_sampler(app: Arc<App>) {
             let held = app.inflight.held();
             let max = app.inflight.max().max(1);
             let now = tokio::time::Instant::now();
-            if held * 10 >= max * 9 {
+            if held * 10 >= max * 9 || app.filler.queue_full() {
                 last_pressure = Some(now);
                 app.health.degrade(ready::UNDER_PRESSURE);
             } else if last_pressure.is_some_and(|t| now.duration_since(t) >= PRESSURE_CLEAR_AFTER) {
                 last_pressure = None;
                 app.health.restore(ready::UNDER_PRESSURE);
             }
+        }
+    });
+}
+
+/// The store fills land in and `/cas/b3` reads: the RAM cache under amnesia, the CAS when
+/// `cas_dir` is set, and otherwise an empty RAM cache (offline without a CAS has nothing
+/// stored; `cas_dir` needs a restart, so a reload into live mode fills RAM until then).
+/// Live mode opens the CAS writable (creating its subdirectories); offline mode opens it
+/// writable when it can, so quarantine and a later reload into live mode work, and
+/// read-only otherwise. A CAS that cannot be opened shows up as `cas_reachable` failing.
+fn open_store(cfg: &EdgeConfig, metrics: &EdgeMetrics) -> Store {
+    let ram = || Store::Ram(Arc::new(RamCache::new(cfg.edge.ram_cache_bytes)));
+    let Some(dir) = cfg
+        .edge
+        .cas_dir
+        .as_deref()
+        .filter(|_| !cfg.security.amnesia)
+    else {
+        return ram();
+    };
+    let cas = match Cas::open(dir, true) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(event = "startup", cas_dir = %dir.display(), error = %e, "CAS not writable; opened read-only");
+            // Opening read-only touches nothing, so it cannot fail.
+            match Cas::open(dir, false) {
+                Ok(c) => c,
+                Err(_) => return ram(),
+            }
+        }
+    };
+    Store::Cas(cas.with_metrics(metrics))
+}
+
+/// How often `cas_reachable` is checked, and how long one check may take.
+pub const CAS_CHECK_EVERY: Duration = Duration::from_secs(10);
+/// Budget of one `cas_reachable` check; a slower disk counts as unreachable.
+pub const CAS_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Keeps `cas_reachable` current: a readable directory, and in live mode writable with
+/// room for two objects of `max_object_bytes`.
+fn spawn_cas_check(app: Arc<App>) {
+    let Store::Cas(cas) = app.filler.store().clone() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CAS_CHECK_EVERY);
+        loop {
+            tick.tick().await;
+            let cfg = app.config.load_full();
+            let live = cfg.edge.mode == Mode::Live;
+            let min_free = cfg.edge.max_object_bytes.saturating_mul(2);
+            let ok = tokio::time::timeout(CAS_CHECK_TIMEOUT, cas.reachable(live, min_free))
+                .await
+                .unwrap_or(false);
+            app.health.set(ready::CAS_REACHABLE, ok);
         }
     });
 }
@@ -279,6 +353,12 @@ async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
     match &outcome {
         ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged => {
             let new = cell.get();
+            if let Err(e) = app.filler.reconfigure(&new) {
+                // The CA file changed between validation and now: keep everything old.
+                app.metrics.reloads.with_label_values(&["error"]).inc();
+                tracing::warn!(event = "config_reload", result = "error", error = %e, "config_reload");
+                return outcome;
+            }
             let mount_app = app.clone();
             let mount_cfg = (*new).clone();
             let _ = tokio::task::spawn_blocking(move || mount_app.mount_packs(&mount_cfg)).await;
@@ -287,6 +367,8 @@ async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
             sync_maintenance(&app, &new);
             app.pack_cache_control
                 .store(Arc::new(crate::app::pack_cache_control(&new)));
+            app.live_cache_control
+                .store(Arc::new(crate::app::live_cache_control(&new)));
             app.config.store(new);
             app.metrics.reloads.with_label_values(&["ok"]).inc();
             let restart: Vec<String> = match &outcome {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header;
+use http::header::{self, HeaderValue};
 
 use crate::app::App;
 use crate::config::EdgeConfig;
@@ -92,7 +92,7 @@ pub(crate) fn tile(
         etag: a.digests.etag(offset, stored_len, variant, &body),
         body,
         last_modified: Some((a.last_modified, a.last_modified_header.clone())),
-        content_type: pmtiles::content_type(archive.tile_type()),
+        content_type: HeaderValue::from_static(pmtiles::content_type(archive.tile_type())),
         cache_control: cache_control(app),
         vary_accept_encoding: coding != Coding::None,
         content_encoding,
@@ -126,7 +126,7 @@ pub(crate) fn tilejson(
         etag: etag_value(blake3::hash(&body).as_bytes()),
         body,
         last_modified: Some((a.last_modified, a.last_modified_header.clone())),
-        content_type: "application/json",
+        content_type: HeaderValue::from_static("application/json"),
         cache_control: cache_control(app),
         vary_accept_encoding: false,
         content_encoding: None,

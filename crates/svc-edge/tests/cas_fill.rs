@@ -3,20 +3,15 @@
 //! server with an rcgen test CA and a `localhost` certificate, reached with
 //! `allow_private=true` and `ca_file` set.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
-use parking_lot::Mutex;
+use common::origin::{Origin, delayed, full, redirect, streamed};
 use svc_edge::cas::{Cas, CasError};
 use svc_edge::config::{EdgeConfig, Mode};
 use svc_edge::errors::EdgeError;
@@ -24,183 +19,6 @@ use svc_edge::fill::store::Store;
 use svc_edge::fill::{FillHit, Filler};
 use svc_edge::metrics::EdgeMetrics;
 use svc_edge::ramcache::RamCache;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-type OriginBody = BoxBody<Bytes, Infallible>;
-/// Each request's path and header names, in arrival order.
-type RequestLog = Arc<Mutex<Vec<(String, BTreeSet<String>)>>>;
-type Handler = dyn Fn(&str, usize) -> Response<OriginBody> + Send + Sync;
-
-/// An HTTPS origin on 127.0.0.1 with its own CA; counts connections and requests.
-struct Origin {
-    port: u16,
-    ca_file: PathBuf,
-    connections: Arc<AtomicUsize>,
-    requests: RequestLog,
-    dir: PathBuf,
-}
-
-impl Origin {
-    async fn start(
-        handler: impl Fn(&str, usize) -> Response<OriginBody> + Send + Sync + 'static,
-    ) -> Origin {
-        let dir = test_support::temp_dir("cas-fill");
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
-        let ca_file = dir.join("ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let chain: Vec<CertificateDer<'static>> = vec![leaf.der().clone()];
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let requests: RequestLog = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let (conns, reqs) = (connections.clone(), requests.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                conns.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, handler, reqs) = (acceptor.clone(), handler.clone(), reqs.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let path = req.uri().path().to_owned();
-                        let names = req
-                            .headers()
-                            .keys()
-                            .map(|k| k.as_str().to_owned())
-                            .collect();
-                        let n = {
-                            let mut r = reqs.lock();
-                            r.push((path.clone(), names));
-                            r.iter().filter(|(p, _)| *p == path).count()
-                        };
-                        let resp = handler(&path, n);
-                        async move { Ok::<_, Infallible>(resp) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Origin {
-            port,
-            ca_file,
-            connections,
-            requests,
-            dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("localhost:{}", self.port)
-    }
-
-    fn requests_for(&self, path: &str) -> usize {
-        self.requests
-            .lock()
-            .iter()
-            .filter(|(p, _)| p == path)
-            .count()
-    }
-
-    fn config(&self, cas_dir: Option<&Path>) -> EdgeConfig {
-        let mut c = EdgeConfig::default();
-        c.edge.mode = Mode::Live;
-        c.edge.allow = vec![self.host()];
-        c.edge.allow_private = true;
-        c.edge.ca_file = Some(self.ca_file.clone());
-        c.edge.cas_dir = cas_dir.map(Path::to_path_buf);
-        c.edge.fill_backoff_base_ms = 10;
-        c.edge.fill_backoff_max_ms = 40;
-        c.edge.fill_timeout_secs = 10;
-        c
-    }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn full(status: u16, body: impl Into<Bytes>) -> Response<OriginBody> {
-    let mut r = Response::new(Full::new(body.into()).boxed());
-    *r.status_mut() = StatusCode::from_u16(status).unwrap();
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain"),
-    );
-    r
-}
-
-fn redirect(to: &str) -> Response<OriginBody> {
-    let mut r = full(302, "");
-    r.headers_mut().insert(
-        http::header::LOCATION,
-        http::HeaderValue::from_str(to).unwrap(),
-    );
-    r
-}
-
-/// A body of `chunks` × 1 KiB sent chunked (no Content-Length), or `partial` bytes then
-/// nothing ever again with a declared length.
-fn streamed(chunks: usize, stall_after: Option<(usize, u64)>) -> Response<OriginBody> {
-    use futures_util::StreamExt;
-    let frames = futures_util::stream::iter(
-        (0..chunks).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from(vec![7u8; 1024])))),
-    );
-    let mut r = match stall_after {
-        Some((partial, declared)) => {
-            let head = futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from(
-                vec![1u8; partial],
-            )))]);
-            let mut r = Response::new(BodyExt::boxed(StreamBody::new(
-                head.chain(futures_util::stream::pending()),
-            )));
-            r.headers_mut().insert(
-                http::header::CONTENT_LENGTH,
-                http::HeaderValue::from(declared),
-            );
-            r
-        }
-        None => Response::new(BodyExt::boxed(StreamBody::new(frames))),
-    };
-    *r.status_mut() = StatusCode::OK;
-    r
-}
-
-/// `body` sent after `delay`, headers at once.
-fn delayed(body: &'static [u8], delay: Duration) -> Response<OriginBody> {
-    let frame = futures_util::stream::once(async move {
-        tokio::time::sleep(delay).await;
-        Ok::<_, Infallible>(Frame::data(Bytes::from_static(body)))
-    });
-    Response::new(BodyExt::boxed(StreamBody::new(frame)))
-}
 
 struct Rig {
     filler: Filler,

@@ -59,8 +59,14 @@ impl Flights {
         let permits = Arc::new(Semaphore::new(concurrency.max(1) as usize));
         let (p, depth) = (permits.clone(), counters.depth.clone());
         tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
+            // The permit is taken before the next job leaves the queue, so a job waiting
+            // for a worker still occupies its queue slot: `fill_queue` bounds the jobs
+            // waiting, exactly.
+            loop {
                 let Ok(permit) = p.clone().acquire_owned().await else {
+                    return;
+                };
+                let Some(job) = rx.recv().await else {
                     return;
                 };
                 depth.dec();
@@ -112,11 +118,19 @@ impl Flights {
     }
 
     /// Waits for the fill behind `slot` until `deadline` (503 `timeout` after it).
-    pub async fn wait(mut slot: Slot, deadline: Instant) -> Outcome {
+    pub async fn wait(slot: Slot, deadline: Instant) -> Outcome {
+        Flights::wait_until(slot, deadline)
+            .await
+            .unwrap_or(Err(EdgeError::Timeout))
+    }
+
+    /// The fill's outcome, or `None` when this waiter's own `deadline` passed first (the
+    /// caller counts that; a fill that timed out itself has already been counted).
+    pub async fn wait_until(mut slot: Slot, deadline: Instant) -> Option<Outcome> {
         match tokio::time::timeout_at(deadline, slot.wait_for(Option::is_some)).await {
-            Ok(Ok(v)) => v.clone().unwrap_or(Err(EdgeError::Internal)),
-            Ok(Err(_)) => Err(EdgeError::Internal),
-            Err(_) => Err(EdgeError::Timeout),
+            Ok(Ok(v)) => Some(v.clone().unwrap_or(Err(EdgeError::Internal))),
+            Ok(Err(_)) => Some(Err(EdgeError::Internal)),
+            Err(_) => None,
         }
     }
 

@@ -244,8 +244,14 @@ impl Filler {
                 let span = tracing::info_span!("svc.edge.fill", host = %job.origin.host);
                 async move { publisher.publish(job.run().await) }.instrument(span)
             })?;
-        let stored = Flights::wait(slot, Instant::from_std(deadline)).await?;
-        Ok(hit(stored, false))
+        match Flights::wait_until(slot, Instant::from_std(deadline)).await {
+            Some(outcome) => Ok(hit(outcome?, false)),
+            None => {
+                // This request's deadline, not the fill's: the fill goes on and stores.
+                m.timeouts_fill.inc();
+                Err(EdgeError::Timeout)
+            }
+        }
     }
 }
 
