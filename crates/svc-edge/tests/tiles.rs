@@ -378,3 +378,56 @@ fn redbot_finds_nothing_bad_on_files_archives_tiles_and_tilejson() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+#[test]
+fn edge_t13_a_range_reading_client_gets_every_tile_byte_identical_to_the_tile_route() {
+    use futures_util::TryStreamExt;
+    use pmtiles::AsyncPmTilesReader;
+    use svc_edge::tools::range_reader::HttpRangeBackend;
+
+    let e = start(
+        &repo_root(),
+        &[("SVC_EDGE_EDGE__PACKS", "./data/world.pmtiles")],
+        &[],
+    );
+    wait_for_mount(e.api);
+    let url = format!("http://{}/edge/assets/world.pmtiles", e.api);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let backend = HttpRangeBackend::new(&url).unwrap();
+    let log = backend.range_log();
+    let reader =
+        std::sync::Arc::new(rt.block_on(AsyncPmTilesReader::try_from_source(backend)).unwrap());
+    let entries: Vec<_> = rt
+        .block_on(reader.clone().entries().try_collect())
+        .unwrap();
+    let mut tiles = 0;
+    for entry in &entries {
+        for id in entry.iter_coords() {
+            let coord = pmtiles::TileCoord::from(id);
+            let stored = rt.block_on(reader.get_tile(coord)).unwrap().unwrap();
+            let plain = rt
+                .block_on(reader.get_tile_decompressed(coord))
+                .unwrap()
+                .unwrap();
+            let path = format!(
+                "/edge/tiles/world/{}/{}/{}.mvt",
+                coord.z(),
+                coord.x(),
+                coord.y()
+            );
+            let gz = get(e.api, &path, &["Accept-Encoding: gzip"]);
+            assert_eq!(gz.status, 200, "{path}");
+            assert_eq!(gz.body, stored, "{path}: stored bytes");
+            let identity = get(e.api, &path, &[]);
+            assert_eq!(identity.body, plain, "{path}: decoded bytes");
+            tiles += 1;
+        }
+    }
+    assert_eq!(tiles, 85, "every addressed tile of the sample archive");
+    let ranges = log.ranges();
+    assert_eq!(ranges[0], "bytes=0-16383", "the first read is the 16 KiB head");
+    assert!(ranges.len() > tiles, "tiles were read by range, one request each");
+}

@@ -5,12 +5,17 @@
 //! - `manifest DIR`: print a `.b3sums` manifest;
 //! - `pmtiles-info FILE`: verify an archive and print its header and directory stats.
 //!
+//!
+//! [`range_reader`] is the library side of the same family: a Range-request backend for
+//! the `pmtiles` crate's reader, pointed at a served archive.
+//!
 //! What it is not for: anything a running server does.
 
 pub mod bench_data;
 pub mod info;
 pub mod manifest;
 pub mod mvt;
+pub mod range_reader;
 pub mod sample;
 
 use std::io::{self, Write};
