@@ -33,15 +33,17 @@ apt_install() {
     || die "apt-get install ${missing[*]} failed"
 }
 
-install_promtool() {
-  # promtool from Debian's prometheus package, unpacked without installing the server.
-  command -v promtool >/dev/null 2>&1 && return 0
+install_prometheus() {
+  # promtool and the prometheus server from Debian's prometheus package, unpacked into the
+  # tools directory without installing (or starting) the packaged service.
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && return 0
   local dir
   dir="$(mktemp -d)"
   if [ "$apt_updated" -eq 0 ]; then apt-get update -qq || die "apt-get update failed"; apt_updated=1; fi
   (cd "$dir" && apt-get download -qq prometheus >/dev/null) || die "apt-get download prometheus failed"
   dpkg -x "$dir"/prometheus_*.deb "$dir/x" || die "cannot unpack prometheus .deb"
   install -m 0755 "$dir/x/usr/bin/promtool" "$tools/bin/promtool"
+  install -m 0755 "$dir/x/usr/bin/prometheus" "$tools/bin/prometheus"
   rm -rf "$dir"
 }
 
@@ -55,8 +57,9 @@ install_python_deps() {
 }
 
 step "installing test dependencies"
-apt_install curl ca-certificates
-install_promtool
+# jq and systemd-analyze run the runbooks' log filters and unit checks.
+apt_install curl ca-certificates jq systemd
+install_prometheus
 install_python_deps
 promtool --version 2>&1 | head -1
 

@@ -620,3 +620,30 @@ fn edge_t26_sigterm_during_a_fill_drains_it_and_exits_zero() {
     assert_eq!(shutdown.len(), 1, "{shutdown:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn edge_t29_redbot_finds_nothing_bad_on_cas_and_live_objects() {
+    let Some(redbot) = common::external("redbot") else {
+        return;
+    };
+    let origin = Background::start(|_, _| full(200, "an object filled from the origin\n"));
+    let dir = temp_dir("live-t29");
+    let e = Edge::start(
+        &dir,
+        &live_toml(&origin, Some(&dir.join("cas")), "", ""),
+        &[],
+    );
+    e.wait_ready();
+    let live = live_path(&origin, "/doc.txt");
+    assert_eq!(get(e.api, &live, &[]).status, 200);
+    let hex = b3_hex(b"an object filled from the origin\n");
+    let mut bad = Vec::new();
+    for path in [live, format!("/cas/b3/{hex}")] {
+        bad.extend(common::redbot_bad_notes(
+            &redbot,
+            &format!("http://{}{path}", e.api),
+        ));
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

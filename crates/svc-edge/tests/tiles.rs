@@ -1,23 +1,20 @@
 //! Black-box tile, TileJSON and archive-asset tests against the real binary (EDGE-T1,
 //! T10, T11, T12, T13 server side), plus the shipped config and alert rules (§2.4, T30).
 
+mod common;
+
+use common::repo_root;
+
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use svc_edge::pmtiles::writer::{self, ArchiveBuilder};
 use svc_edge::pmtiles::{Coding, TileType};
-use test_support::{Service, command, get, json_field, temp_dir, tool};
+use test_support::{Service, command, get, json_field, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_svc-edge");
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 struct Edge {
     _svc: Service,
@@ -277,7 +274,7 @@ fn shipped_config_checks_clean_and_alert_rules_pass_promtool() {
         "{stdout}"
     );
     assert!(stdout.contains("pack ./data/static: ok"), "{stdout}");
-    if let Some(p) = tool("promtool") {
+    if let Some(p) = common::external("promtool") {
         let out = std::process::Command::new(p)
             .args(["check", "rules"])
             .arg(root.join("deploy/svc-edge/prometheus/svc-edge-alerts.yml"))
@@ -295,67 +292,11 @@ fn shipped_config_checks_clean_and_alert_rules_pass_promtool() {
     for alert in ["EdgeHighErrorRate", "EdgeExcessiveShedding", "EdgeNotReady"] {
         assert!(rules.contains(&format!("alert: {alert}")));
     }
-    let unit =
-        std::fs::read_to_string(root.join("deploy/svc-edge/systemd/svc-edge.service")).unwrap();
-    for d in [
-        "ProtectSystem=strict",
-        "ProtectHome=true",
-        "PrivateTmp=true",
-        "ProtectKernelTunables=true",
-        "ProtectControlGroups=true",
-        "MemoryDenyWriteExecute=true",
-        "RestrictSUIDSGID=true",
-        "LockPersonality=true",
-        "SystemCallFilter=@system-service",
-        "User=svc-edge",
-        "StateDirectory=svc-edge",
-    ] {
-        assert!(unit.contains(d), "{d}");
-    }
-}
-
-/// REDbot's HAR notes at level BAD (subnotes included) for `url`.
-fn redbot_bad_notes(redbot: &Path, url: &str) -> Vec<String> {
-    let out = std::process::Command::new(redbot)
-        .args(["-o", "har", url])
-        .output()
-        .expect("run redbot");
-    let har: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "redbot gave no HAR for {url}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
-    let mut bad = Vec::new();
-    let entries = har["log"]["entries"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(!entries.is_empty(), "redbot checked nothing at {url}");
-    for e in entries {
-        for m in e["_red_messages"].as_array().cloned().unwrap_or_default() {
-            let mut notes = vec![m.clone()];
-            notes.extend(m["subnotes"].as_array().cloned().unwrap_or_default());
-            for n in notes {
-                if n["level"]
-                    .as_str()
-                    .is_some_and(|l| l.eq_ignore_ascii_case("bad"))
-                {
-                    bad.push(format!("{url}: {} {}", n["note_id"], n["summary"]));
-                }
-            }
-        }
-    }
-    bad
 }
 
 #[test]
 fn redbot_finds_nothing_bad_on_files_archives_tiles_and_tilejson() {
-    let Some(redbot) = tool("redbot") else {
-        assert!(
-            std::env::var_os("RON_REQUIRE_EXTERNAL_TOOLS").is_none(),
-            "redbot is required (RON_REQUIRE_EXTERNAL_TOOLS is set)"
-        );
+    let Some(redbot) = common::external("redbot") else {
         return;
     };
     let e = start(
@@ -371,7 +312,7 @@ fn redbot_finds_nothing_bad_on_files_archives_tiles_and_tilejson() {
         "/edge/tiles/world/1/0/1.mvt",
         "/edge/tiles/world.json",
     ] {
-        bad.extend(redbot_bad_notes(
+        bad.extend(common::redbot_bad_notes(
             &redbot,
             &format!("http://{}{path}", e.api),
         ));
@@ -398,11 +339,11 @@ fn edge_t13_a_range_reading_client_gets_every_tile_byte_identical_to_the_tile_ro
         .unwrap();
     let backend = HttpRangeBackend::new(&url).unwrap();
     let log = backend.range_log();
-    let reader =
-        std::sync::Arc::new(rt.block_on(AsyncPmTilesReader::try_from_source(backend)).unwrap());
-    let entries: Vec<_> = rt
-        .block_on(reader.clone().entries().try_collect())
-        .unwrap();
+    let reader = std::sync::Arc::new(
+        rt.block_on(AsyncPmTilesReader::try_from_source(backend))
+            .unwrap(),
+    );
+    let entries: Vec<_> = rt.block_on(reader.clone().entries().try_collect()).unwrap();
     let mut tiles = 0;
     for entry in &entries {
         for id in entry.iter_coords() {
@@ -428,6 +369,12 @@ fn edge_t13_a_range_reading_client_gets_every_tile_byte_identical_to_the_tile_ro
     }
     assert_eq!(tiles, 85, "every addressed tile of the sample archive");
     let ranges = log.ranges();
-    assert_eq!(ranges[0], "bytes=0-16383", "the first read is the 16 KiB head");
-    assert!(ranges.len() > tiles, "tiles were read by range, one request each");
+    assert_eq!(
+        ranges[0], "bytes=0-16383",
+        "the first read is the 16 KiB head"
+    );
+    assert!(
+        ranges.len() > tiles,
+        "tiles were read by range, one request each"
+    );
 }

@@ -62,7 +62,11 @@ impl HttpRangeBackend {
         Ok(HttpRangeBackend {
             addr,
             authority: authority.to_owned(),
-            path: if path.is_empty() { "/".into() } else { path.into() },
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
             etag: Mutex::new(None),
             requests: RangeLog::default(),
         })
@@ -137,7 +141,10 @@ mod tests {
         let b = HttpRangeBackend::new("http://127.0.0.1:8080/edge/assets/w.pmtiles").unwrap();
         assert_eq!(b.addr.port(), 8080);
         assert_eq!(b.path, "/edge/assets/w.pmtiles");
-        assert_eq!(HttpRangeBackend::new("http://127.0.0.1:1").unwrap().path, "/");
+        assert_eq!(
+            HttpRangeBackend::new("http://127.0.0.1:1").unwrap().path,
+            "/"
+        );
         for bad in ["https://127.0.0.1:1/x", "http://example.org/x", "ftp://a"] {
             assert!(HttpRangeBackend::new(bad).is_err(), "{bad}");
         }
