@@ -131,10 +131,40 @@ pub async fn wait_for_ctrl_c() -> io::Result<()> {
     tokio::signal::ctrl_c().await
 }
 
+/// The one `config_reload` line per reload: `result` (ok|error), `outcome`, `changed`
+/// keys, a redacted `diff` (`key: old -> new`, secrets already `<redacted>`), the
+/// `restart_required` keys that changed but keep their old value, and any `error`.
 fn log_reload(outcome: &ReloadOutcome) {
     let changed = outcome.changed_keys().join(",");
+    let (diff, restart) = match outcome {
+        ReloadOutcome::Applied {
+            changed,
+            pending_restart,
+        } => (
+            changed
+                .iter()
+                .map(|c| format!("{}: {} -> {}", c.key, c.old, c.new))
+                .collect::<Vec<_>>()
+                .join("; "),
+            pending_restart
+                .iter()
+                .map(|c| c.key.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ReloadOutcome::Rejected { restart_keys } => (
+            String::new(),
+            restart_keys
+                .iter()
+                .map(|c| c.key.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => (String::new(), String::new()),
+    };
     match outcome {
         ReloadOutcome::Invalid(err) => tracing::warn!(
+            result = "error",
             outcome = outcome.as_str(),
             changed = %changed,
             error = %err,
@@ -142,14 +172,19 @@ fn log_reload(outcome: &ReloadOutcome) {
             LOG_CONFIG_RELOAD
         ),
         ReloadOutcome::Rejected { .. } => tracing::warn!(
+            result = "error",
             outcome = outcome.as_str(),
             changed = %changed,
+            restart_required = %restart,
             "{}",
             LOG_CONFIG_RELOAD
         ),
         ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged => tracing::info!(
+            result = "ok",
             outcome = outcome.as_str(),
             changed = %changed,
+            diff = %diff,
+            restart_required = %restart,
             "{}",
             LOG_CONFIG_RELOAD
         ),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ron_kernel::HealthState;
-use ron_kernel::config::{ReloadOutcome, ReloadPolicy};
+use ron_kernel::config::{ConfigError, ReloadOutcome, ReloadPolicy};
 use ron_kernel::logging::LogHandle;
 use ron_kernel::shutdown::{DrainConfig, ShutdownCoordinator};
 use ron_kernel::signals::{self, Hooks};
@@ -346,6 +346,7 @@ fn sync_maintenance(app: &App, cfg: &EdgeConfig) {
 }
 
 /// SIGHUP: re-load and validate, re-mount packs, swap atomically, resize caps in place.
+/// The kernel's signal task writes the one `config_reload` line from the outcome.
 async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
     let loader = config::loader(source.file.clone(), source.flags.clone());
     let cell = ron_kernel::config::ConfigCell::new((*app.config.load_full()).clone());
@@ -356,8 +357,13 @@ async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
             if let Err(e) = app.filler.reconfigure(&new) {
                 // The CA file changed between validation and now: keep everything old.
                 app.metrics.reloads.with_label_values(&["error"]).inc();
-                tracing::warn!(event = "config_reload", result = "error", error = %e, "config_reload");
-                return outcome;
+                let shown = new.edge.ca_file.as_ref().map(|p| p.display().to_string());
+                return ReloadOutcome::Invalid(ConfigError::new(
+                    "edge.ca_file",
+                    shown.unwrap_or_default(),
+                    "reload",
+                    e.to_string(),
+                ));
             }
             let mount_app = app.clone();
             let mount_cfg = (*new).clone();
@@ -371,21 +377,9 @@ async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
                 .store(Arc::new(crate::app::live_cache_control(&new)));
             app.config.store(new);
             app.metrics.reloads.with_label_values(&["ok"]).inc();
-            let restart: Vec<String> = match &outcome {
-                ReloadOutcome::Applied {
-                    pending_restart, ..
-                } => pending_restart.iter().map(|k| k.key.clone()).collect(),
-                _ => Vec::new(),
-            };
-            tracing::info!(event = "config_reload", result = "ok", changed = ?outcome.changed_keys(), restart_required = ?restart, "config_reload");
         }
-        ReloadOutcome::Invalid(e) => {
+        ReloadOutcome::Invalid(_) | ReloadOutcome::Rejected { .. } => {
             app.metrics.reloads.with_label_values(&["error"]).inc();
-            tracing::warn!(event = "config_reload", result = "error", error = %e, "config_reload");
-        }
-        ReloadOutcome::Rejected { .. } => {
-            app.metrics.reloads.with_label_values(&["error"]).inc();
-            tracing::warn!(event = "config_reload", result = "error", "config_reload");
         }
     }
     outcome

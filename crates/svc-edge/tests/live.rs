@@ -647,3 +647,67 @@ fn edge_t29_redbot_finds_nothing_bad_on_cas_and_live_objects() {
     assert!(bad.is_empty(), "{bad:#?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn edge_t25_sighup_applies_rps_allow_packs_and_mode_and_keeps_old_on_error() {
+    let origin = Background::start(|_, _| full(200, "fresh"));
+    let dir = temp_dir("live-t25");
+    let cas = dir.join("cas");
+    let mut e = Edge::start(&dir, &live_toml(&origin, Some(&cas), "", ""), &[]);
+    e.wait_ready();
+    assert_eq!(get(e.api, &live_path(&origin, "/one"), &[]).status, 200);
+    assert_eq!(get(e.api, "/edge/tiles/world/0/0/0.mvt", &[]).status, 404);
+
+    // Offline, a different allow-list, the sample archive, 3 rps, and a new bind_addr
+    // (which needs a restart, so the old port keeps serving).
+    let world = common::repo_root().join("data/world.pmtiles");
+    let next = format!(
+        "bind_addr = \"127.0.0.1:1\"\nmetrics_addr = \"127.0.0.1:0\"\naccess_log = \"all\"\n\
+         [edge]\nmode = \"offline\"\nallow = [\"localhost:1\"]\nallow_private = true\n\
+         ca_file = \"{}\"\ncas_dir = \"{}\"\npacks = [\"{}\"]\n[ingress]\nrps_limit = 3\n",
+        origin.ca_file.display(),
+        cas.display(),
+        world.display()
+    );
+    std::fs::write(dir.join("svc-edge.toml"), next).unwrap();
+    e.svc.signal(libc::SIGHUP);
+    let reloads = e.events("config_reload", Duration::from_millis(1500));
+    assert_eq!(reloads.len(), 1, "{reloads:?}");
+    assert!(reloads[0].contains("\"result\":\"ok\""), "{}", reloads[0]);
+    assert!(
+        reloads[0].contains("bind_addr"),
+        "restart_required: {}",
+        reloads[0]
+    );
+    assert_eq!(e.metric("config_reloads_total{result=\"ok\"}"), 1.0);
+
+    std::thread::sleep(Duration::from_millis(1100)); // a full token bucket at 3 rps
+    let tile = get(e.api, "/edge/tiles/world/0/0/0.mvt", &[]);
+    assert_eq!(tile.status, 200, "packs applied, old port still serving");
+    let before = origin.requests_for("/two");
+    let unlisted = get(e.api, &live_path(&origin, "/two"), &[]);
+    assert_error(&unlisted, 403, "not_allowed", Some("not_allowed"));
+    let offline_miss = get(e.api, "/edge/live/localhost:1/two", &[]);
+    assert_error(&offline_miss, 404, "not_found", None);
+    assert_eq!(origin.requests_for("/two"), before, "offline: no egress");
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| get(e.api, "/edge/assets/world.pmtiles", &["Range: bytes=0-1"]).status)
+        .collect();
+    assert!(statuses.contains(&429), "rps_limit=3 applied: {statuses:?}");
+
+    std::fs::write(dir.join("svc-edge.toml"), "[edge]\nmode = 7\n").unwrap();
+    e.svc.signal(libc::SIGHUP);
+    let reloads = e.events("config_reload", Duration::from_millis(1500));
+    assert!(
+        reloads.iter().any(|l| l.contains("\"result\":\"error\"")),
+        "{reloads:?}"
+    );
+    assert_eq!(e.metric("config_reloads_total{result=\"error\"}"), 1.0);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        get(e.api, "/edge/tiles/world/0/0/0.mvt", &[]).status,
+        200,
+        "the old config and packs stay whole"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
