@@ -57,7 +57,10 @@ pub struct CorrIdService<S> {
 impl CorrId {
     /// A fresh 26-character ULID.
     pub fn generate() -> CorrId {
-        CorrId(ulid::Ulid::new().to_string().into())
+        // Encoded on the stack, then one allocation for the shared text (every request
+        // without an id mints one, so this is on the hot path).
+        let mut buf = [0u8; ulid::ULID_LEN];
+        CorrId(Arc::from(&*ulid::Ulid::new().array_to_str(&mut buf)))
     }
 
     /// The id of the request this task is serving, if inside a [`CorrIdLayer`] scope.

@@ -17,7 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The validators of the selected representation.
 #[derive(Debug, Clone, Copy)]
 pub struct Validators<'a> {
-    /// The ETag header value exactly as sent, quotes included: `"b3:<64 hex>"`.
+    /// The ETag header value exactly as sent, quotes included: `"b3:<64 hex>"`. Always a
+    /// strong tag this server produced.
     pub etag: &'a str,
     /// Last-Modified, when the representation has one (pack-backed responses).
     pub last_modified: Option<SystemTime>,
@@ -119,6 +120,11 @@ struct TagSpan {
 pub fn list_matches(value: &str, current: &EntityTag<'_>, cmp: Comparison) -> Option<bool> {
     let trimmed = trim_ows(value);
     if trimmed == "*" {
+        return Some(true);
+    }
+    // The revalidation hot path: a client echoing exactly the strong tag it was given. That
+    // text is one valid strong tag equal to `current`, so it matches under either rule.
+    if !current.weak && trimmed == current.opaque {
         return Some(true);
     }
     let bytes = trimmed.as_bytes();
@@ -224,10 +230,15 @@ pub fn if_range_holds(if_range: Option<&str>, v: &Validators<'_>, now: SystemTim
     }
 }
 
-/// The representation's own tag; `None` only if the caller passed a malformed ETag,
-/// in which case nothing can match it.
+/// The representation's own tag. Callers pass only tags they produced (`"b3:<hex>"`,
+/// strong, no inner quote), so the check is of the outer shape only and costs nothing
+/// per request; anything else is `None`, which nothing can match.
 fn current_tag<'a>(v: &Validators<'a>) -> Option<EntityTag<'a>> {
-    EntityTag::parse(v.etag)
+    let e = v.etag;
+    (e.len() >= 2 && e.starts_with('"') && e.ends_with('"')).then_some(EntityTag {
+        weak: false,
+        opaque: e,
+    })
 }
 
 /// Parses one entity-tag starting at `start`; returns its span and the index after it.
@@ -241,16 +252,13 @@ fn parse_tag_at(bytes: &[u8], start: usize) -> Option<(TagSpan, usize)> {
         return None;
     }
     let opaque_start = i;
-    i += 1;
-    loop {
-        match *bytes.get(i)? {
-            b'"' => break,
-            // etagc = %x21 / %x23-7E / obs-text
-            0x21 | 0x23..=0x7e | 0x80..=0xff => i += 1,
-            _ => return None,
-        }
+    // The closing quote, then one pass over what it encloses:
+    // etagc = %x21 / %x23-7E / obs-text (the search already excluded %x22).
+    let close = i + 1 + bytes.get(i + 1..)?.iter().position(|&b| b == b'"')?;
+    if !bytes[i + 1..close].iter().all(|&b| b >= 0x21 && b != 0x7f) {
+        return None;
     }
-    let opaque_end = i + 1;
+    let opaque_end = close + 1;
     Some((
         TagSpan {
             weak,

@@ -4,10 +4,12 @@
 //! `http_requests_total` and `request_latency_seconds`, and is access-logged per config.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -20,12 +22,13 @@ use hyper::body::Incoming;
 use ron_kernel::{CorrId, CorrIdConfig};
 use ron_metrics::{Endpoint, ExposerService, MountOptions};
 use tower_service::Service;
+use tracing::Instrument;
 
 use crate::app::{App, Asset};
 use crate::config::AccessLog;
 use crate::cors;
 use crate::errors::EdgeError;
-use crate::metrics::{CONTENT_ENDPOINTS, METHODS, ROUTES};
+use crate::metrics::{CONTENT_ENDPOINTS, CacheKind, METHODS, ROUTES};
 use crate::paths::{self, PathError};
 use crate::respond::{self, Representation};
 use crate::stored;
@@ -212,10 +215,19 @@ async fn admit_and_route(
     let budget = Duration::from_secs(u64::from(cfg.ingress.timeout_secs));
     let deadline = ctx.started + budget;
     // A panicking handler answers 500 `internal`; the connection and process go on.
-    let guarded = AssertUnwindSafe(route(app, &parts, ctx, &cfg, deadline)).catch_unwind();
-    let routed = match tokio::time::timeout_at(deadline.into(), guarded).await {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(panic)) => {
+    // The request span exists only when debug logging is on: spans carrying a corr id are
+    // always recorded by the log layer, which would cost every request a registry entry.
+    let span = if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug_span!("svc.edge.http", corr_id = %ctx.corr)
+    } else {
+        tracing::Span::none()
+    };
+    let guarded = AssertUnwindSafe(route(app, &parts, ctx, &cfg, deadline))
+        .catch_unwind()
+        .instrument(span);
+    let routed = match within(deadline, guarded).await {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(panic)) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -224,7 +236,7 @@ async fn admit_and_route(
             tracing::error!(event = "panic", corr_id = %ctx.corr, panic = %what, "panic");
             Ok(Err(EdgeError::Internal))
         }
-        Err(elapsed) => Err(elapsed),
+        None => Err(()),
     };
     app.metrics.inflight.set(app.inflight.held() as i64 - 1);
     match routed {
@@ -253,6 +265,19 @@ async fn admit_and_route(
             app.metrics.io_timeouts.with_label_values(&[op]).inc();
             Err(EdgeError::Timeout)
         }
+    }
+}
+
+/// Runs `fut` until it completes or `deadline` passes (`None`). Most routes finish on
+/// their first poll (a mapped file, a tile, a 304), so the deadline timer is armed only for
+/// a future that actually waits: a timer entry registered and cleared per request is
+/// measurable on the revalidation path.
+async fn within<F: Future>(deadline: Instant, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => tokio::time::timeout_at(deadline.into(), fut).await.ok(),
     }
 }
 
@@ -306,7 +331,7 @@ async fn asset(app: &Arc<App>, parts: &http::request::Parts) -> Result<Represent
     let file = match packs.assets.get(key.as_ref()) {
         Some(Asset::File(f)) => f.clone(),
         Some(Asset::Archive(a)) => {
-            app.metrics.hits.with_label_values(&["pack"]).inc();
+            app.metrics.hit(CacheKind::Pack);
             return Ok(Representation {
                 body: a.archive.bytes().clone(),
                 etag: a.etag.clone(),
@@ -318,7 +343,7 @@ async fn asset(app: &Arc<App>, parts: &http::request::Parts) -> Result<Represent
             });
         }
         None => {
-            app.metrics.misses.with_label_values(&["pack"]).inc();
+            app.metrics.miss(CacheKind::Pack);
             return Err(EdgeError::NotFound);
         }
     };
@@ -339,7 +364,7 @@ async fn asset(app: &Arc<App>, parts: &http::request::Parts) -> Result<Represent
         crate::dirpack::ServeError::Disabled => EdgeError::NotFound,
         crate::dirpack::ServeError::Io => EdgeError::Io,
     })?;
-    app.metrics.hits.with_label_values(&["pack"]).inc();
+    app.metrics.hit(CacheKind::Pack);
     Ok(Representation {
         body: opened.body,
         etag: opened.etag,
@@ -361,6 +386,15 @@ fn represent(
     let ans = respond::answer(rep, &parts.method, &parts.headers, SystemTime::now());
     if let Some(result) = ans.range_result {
         app.metrics.ranges.with_label_values(&[result]).inc();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let range = log_range(parts.headers.get(header::RANGE));
+            let _span = tracing::debug_span!("svc.edge.range", range = %range).entered();
+            if result == "malformed" {
+                tracing::debug!(event = "range_malformed", range = %range, "range_malformed");
+            } else {
+                tracing::debug!(event = "range", result, "range");
+            }
+        }
     }
     if let Some(e) = ans.error {
         return (error_response(app, e, corr, ans.headers), 0);
@@ -503,11 +537,11 @@ fn finish(
     let route = ROUTES[ctx.route as usize];
     let method = METHODS[ctx.method_idx];
     let m = &app.metrics;
-    m.count_request(ctx.route as usize, ctx.method_idx, status.as_str());
+    m.count_request(ctx.route as usize, ctx.method_idx, status);
     m.latency(ctx.route as usize, ctx.method_idx)
         .observe(ctx.started.elapsed().as_secs_f64());
     if bytes_out > 0 {
-        m.bytes_out.with_label_values(&[route]).inc_by(bytes_out);
+        m.bytes(ctx.route as usize, bytes_out);
     }
     let log = match app.config.load().access_log {
         AccessLog::Off => false,

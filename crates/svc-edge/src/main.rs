@@ -48,10 +48,20 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => exit_on_error("svc-edge", &e),
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if loaded.workers > 0 {
-        rt.worker_threads(loaded.workers.into());
-    }
+    let workers = match loaded.workers {
+        // The CPUs of the affinity mask, so `taskset -c 0` means one worker.
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => usize::from(n),
+    };
+    // One worker runs on the single-threaded scheduler: same semantics (blocking work still
+    // goes to the blocking pool) without the work-stealing bookkeeping per task wake-up.
+    let mut rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
     let rt = match rt.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -49,6 +49,19 @@ pub const CONTENT_ENDPOINTS: [&str; 5] = ["assets", "tiles", "tilejson", "cas", 
 pub const TIMEOUT_OPS: [&str; 5] = ["read", "write", "fill", "connect", "client_header"];
 /// Kinds of cache hit/miss counters.
 pub const CACHE_KINDS: [&str; 4] = ["pack", "tile", "cas", "live"];
+
+/// Index of a `kind` label in [`CACHE_KINDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    /// Directory-pack files and whole archives.
+    Pack = 0,
+    /// Tiles.
+    Tile = 1,
+    /// CAS objects.
+    Cas = 2,
+    /// Live-route objects.
+    Live = 3,
+}
 /// Results of `edge_range_requests_total`.
 pub const RANGE_RESULTS: [&str; 5] = ["206", "multipart", "416", "ignored", "malformed"];
 /// Latency buckets of `request_latency_seconds`.
@@ -66,6 +79,10 @@ pub struct EdgeMetrics {
     requests_cached: Vec<Counter>,
     /// `request_latency_seconds{route,method}`, cached per (route, method).
     latency: Vec<Histogram>,
+    /// Children of `hits` and `misses` per [`CacheKind`], and of `bytes_out` per route.
+    hits_cached: Vec<Counter>,
+    misses_cached: Vec<Counter>,
+    bytes_cached: Vec<Counter>,
     /// `rejected_total{reason}`.
     pub rejected: CounterVec,
     /// `busy_rejections_total{endpoint}`.
@@ -268,8 +285,23 @@ impl EdgeMetrics {
             ),
             &["ok", "error"],
         )?;
+        let hits_cached = CACHE_KINDS
+            .iter()
+            .map(|k| hits.with_label_values(&[k]))
+            .collect();
+        let misses_cached = CACHE_KINDS
+            .iter()
+            .map(|k| misses.with_label_values(&[k]))
+            .collect();
+        let bytes_cached = ROUTES
+            .iter()
+            .map(|r| bytes_out.with_label_values(&[r]))
+            .collect();
         Ok(EdgeMetrics {
             metrics,
+            hits_cached,
+            misses_cached,
+            bytes_cached,
             requests,
             requests_cached,
             latency,
@@ -300,16 +332,32 @@ impl EdgeMetrics {
 
     /// Counts one response in `http_requests_total`, through a cached child when the
     /// status is one of the pre-created ones (no lookup on the hot path).
-    pub fn count_request(&self, route: usize, method: usize, status: &str) {
-        match STATUSES.iter().position(|s| *s == status) {
+    pub fn count_request(&self, route: usize, method: usize, status: http::StatusCode) {
+        let text = status.as_str();
+        match STATUSES.iter().position(|s| *s == text) {
             Some(i) => {
                 self.requests_cached[(route * METHODS.len() + method) * STATUSES.len() + i].inc()
             }
             None => self
                 .requests
-                .with_label_values(&[ROUTES[route], METHODS[method], status])
+                .with_label_values(&[ROUTES[route], METHODS[method], text])
                 .inc(),
         }
+    }
+
+    /// `edge_cache_hits_total{kind}` +1, through a cached child.
+    pub fn hit(&self, kind: CacheKind) {
+        self.hits_cached[kind as usize].inc();
+    }
+
+    /// `edge_cache_misses_total{kind}` +1, through a cached child.
+    pub fn miss(&self, kind: CacheKind) {
+        self.misses_cached[kind as usize].inc();
+    }
+
+    /// `edge_bytes_out_total{route}` + `n` for route index `route`.
+    pub fn bytes(&self, route: usize, n: u64) {
+        self.bytes_cached[route].inc_by(n);
     }
 
     /// The cached latency histogram for (route index, method index).

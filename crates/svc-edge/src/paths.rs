@@ -88,6 +88,9 @@ impl From<BadPath> for PathError {
 /// Borrows `raw` when it holds no escape, so the common warm-hit path does not allocate.
 /// A path that is both bad and hidden is reported as bad, whatever the segment order.
 pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if is_plain(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
     check_shape(raw)?;
     if !raw.contains('%') {
         let mut hidden = false;
@@ -116,6 +119,38 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
         return Err(PathError::Hidden);
     }
     Ok(Cow::Owned(key))
+}
+
+/// One pass that recognises the common path that needs no decoding and breaks no rule:
+/// only unreserved bytes and `/`, within the length and segment limits, no empty segment,
+/// no segment starting with `.`. Anything else takes the full checks, whose answer for
+/// such a path would be the same borrowed key.
+fn is_plain(raw: &str) -> bool {
+    if raw.is_empty() || raw.len() > MAX_PATH_BYTES {
+        return false;
+    }
+    let mut segments = 1usize;
+    let mut seg_len = 0usize;
+    for &b in raw.as_bytes() {
+        match b {
+            b'/' => {
+                if seg_len == 0 {
+                    return false;
+                }
+                segments += 1;
+                seg_len = 0;
+            }
+            b'.' if seg_len == 0 => return false,
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                seg_len += 1;
+                if seg_len > MAX_SEGMENT_BYTES {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    seg_len > 0 && segments <= MAX_SEGMENTS
 }
 
 /// Validates `raw` exactly as [`normalize`] does and returns its segments still encoded,
@@ -209,6 +244,57 @@ fn check_decoded(seg: &[u8]) -> Result<bool, BadPath> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_fast_path_agrees_with_the_full_checks() {
+        let long_seg = "a".repeat(MAX_SEGMENT_BYTES + 1);
+        let many = vec!["a"; MAX_SEGMENTS + 1].join("/");
+        let max = vec!["a"; MAX_SEGMENTS].join("/");
+        for raw in [
+            "a",
+            "1k/f0001.bin",
+            "a/b.c/d~e_f-g",
+            ".hidden",
+            "a/.b",
+            "a//b",
+            "/a",
+            "a/",
+            "a/./b",
+            "a/../b",
+            "%2e",
+            "a b",
+            "a\\b",
+            "",
+            &long_seg,
+            &many,
+            &max,
+        ] {
+            let full = (|| {
+                check_shape(raw)?;
+                let mut hidden = false;
+                for seg in raw.split('/') {
+                    hidden |= check_decoded(seg.as_bytes())?;
+                }
+                if hidden {
+                    Err(PathError::Hidden)
+                } else {
+                    Ok(())
+                }
+            })();
+            if is_plain(raw) {
+                assert_eq!(
+                    full,
+                    Ok(()),
+                    "{raw:?} is plain but the full checks refuse it"
+                );
+            }
+            if !raw.contains('%') {
+                assert_eq!(normalize(raw).map(|_| ()), full, "{raw:?}");
+            }
+        }
+        assert!(is_plain("1k/f0001.bin") && is_plain(&max));
+        assert!(!is_plain(&many) && !is_plain(&long_seg) && !is_plain(".x"));
+    }
 
     fn bad(raw: &str) -> BadPath {
         match normalize(raw) {

@@ -13,6 +13,10 @@ use crate::errors::EdgeError;
 use crate::multipart::{self, Multipart};
 use crate::range::{self, RangeOutcome};
 
+/// Room for every header a response ends up with (representation, always-present and
+/// CORS headers), so the map never grows after it is made.
+const RESPONSE_HEADERS: usize = 16;
+
 /// One servable representation.
 #[derive(Clone)]
 pub struct Representation {
@@ -60,15 +64,26 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
             )),
         }
     };
-    let im = joined(header::IF_MATCH);
-    let inm = joined(header::IF_NONE_MATCH);
-    let ims = req
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok());
-    let ius = req
-        .get(header::IF_UNMODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok());
-    let ifr = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok());
+    // One pass over the (few) request headers says which conditionals exist, so a plain
+    // request makes no hashed lookups for the ones it does not carry.
+    let present = Present::scan(req);
+    let im = if present.if_match {
+        joined(header::IF_MATCH)
+    } else {
+        None
+    };
+    let inm = if present.if_none_match {
+        joined(header::IF_NONE_MATCH)
+    } else {
+        None
+    };
+    let first = |on: bool, name: header::HeaderName| {
+        on.then(|| req.get(name).and_then(|v| v.to_str().ok()))
+            .flatten()
+    };
+    let ims = first(present.dates, header::IF_MODIFIED_SINCE);
+    let ius = first(present.dates, header::IF_UNMODIFIED_SINCE);
+    let ifr = first(present.if_range, header::IF_RANGE);
     let cond = Conditionals {
         if_match: im.as_deref(),
         if_none_match: inm.as_deref(),
@@ -94,7 +109,7 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
         }
         Precondition::NotModified => {
             // A 304 carries only the validator and caching headers (spec §3.2).
-            let mut h = HeaderMap::with_capacity(4);
+            let mut h = HeaderMap::with_capacity(RESPONSE_HEADERS);
             h.insert(header::ETAG, rep.etag.clone());
             h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
             if rep.vary_accept_encoding {
@@ -125,14 +140,14 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
             error: None,
         }
     };
+    if *method != Method::GET || !present.range {
+        return full(headers, None);
+    }
     let lines: Vec<&str> = req
         .get_all(header::RANGE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    if *method != Method::GET || req.get(header::RANGE).is_none() {
-        return full(headers, None);
-    }
     if !conditional::if_range_holds(ifr, &v, now) {
         return full(headers, Some("ignored"));
     }
@@ -198,9 +213,40 @@ pub fn answer(rep: &Representation, method: &Method, req: &HeaderMap, now: Syste
     }
 }
 
+/// Which precondition and Range headers a request carries.
+#[derive(Default)]
+struct Present {
+    if_match: bool,
+    if_none_match: bool,
+    /// If-Modified-Since or If-Unmodified-Since.
+    dates: bool,
+    if_range: bool,
+    range: bool,
+}
+
+impl Present {
+    fn scan(req: &HeaderMap) -> Present {
+        let mut p = Present::default();
+        for name in req.keys() {
+            if name == header::IF_NONE_MATCH {
+                p.if_none_match = true;
+            } else if name == header::IF_MATCH {
+                p.if_match = true;
+            } else if name == header::IF_MODIFIED_SINCE || name == header::IF_UNMODIFIED_SINCE {
+                p.dates = true;
+            } else if name == header::IF_RANGE {
+                p.if_range = true;
+            } else if name == header::RANGE {
+                p.range = true;
+            }
+        }
+        p
+    }
+}
+
 /// Headers every 200/206 of `rep` carries (and a 304 keeps a subset of).
 fn rep_headers(rep: &Representation) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
+    let mut h = HeaderMap::with_capacity(RESPONSE_HEADERS);
     h.insert(header::ETAG, rep.etag.clone());
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_TYPE, rep.content_type.clone());

@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use http::HeaderValue;
 use http::request::Parts;
+use tracing::Instrument;
 
 use crate::app::{App, immutable_cache_control};
 use crate::cas::is_digest;
 use crate::errors::EdgeError;
 use crate::fill::FillHit;
+use crate::metrics::CacheKind;
 use crate::mime::OCTET_STREAM;
 use crate::respond::Representation;
 
@@ -27,12 +29,17 @@ pub(crate) async fn cas(app: &App, parts: &Parts) -> Result<Representation, Edge
     if !is_digest(hex) {
         return Err(EdgeError::BadRequest);
     }
-    let found = app.filler.store().by_digest(hex, OCTET_STREAM).await?;
+    let found = app
+        .filler
+        .store()
+        .by_digest(hex, OCTET_STREAM)
+        .instrument(cache_span("cas"))
+        .await?;
     let Some(stored) = found else {
-        app.metrics.misses.with_label_values(&["cas"]).inc();
+        app.metrics.miss(CacheKind::Cas);
         return Err(EdgeError::NotFound);
     };
-    app.metrics.hits.with_label_values(&["cas"]).inc();
+    app.metrics.hit(CacheKind::Cas);
     Ok(Representation {
         etag: header_value(&stored.etag)?,
         body: stored.body,
@@ -56,13 +63,26 @@ pub(crate) async fn live(
     let mut segments = rest.split('/');
     let host = segments.next().unwrap_or_default();
     let path: Vec<&str> = segments.collect();
-    let hit = app.filler.get(host, &path, expected, deadline).await?;
+    let hit = app
+        .filler
+        .get(host, &path, expected, deadline)
+        .instrument(cache_span(host))
+        .await?;
     let cache_control = if expected.is_some() {
         immutable_cache_control()
     } else {
         (**app.live_cache_control.load()).clone()
     };
     represent_hit(hit, cache_control)
+}
+
+/// The `svc.edge.cache` span of a store lookup, only when debug logging is on.
+fn cache_span(host: &str) -> tracing::Span {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug_span!("svc.edge.cache", host = %host)
+    } else {
+        tracing::Span::none()
+    }
 }
 
 fn represent_hit(hit: FillHit, cache_control: HeaderValue) -> Result<Representation, EdgeError> {

@@ -12,6 +12,7 @@ use crate::config::EdgeConfig;
 use crate::digests::Variant;
 use crate::dirpack::etag_value;
 use crate::errors::EdgeError;
+use crate::metrics::CacheKind;
 use crate::pmtiles::{self, Coding, DecodeCaps, DecodeError, TileError, TileLookup};
 use crate::respond::Representation;
 use ron_metrics::negotiate::accepts_coding;
@@ -39,7 +40,7 @@ pub(crate) fn tile(
     let (z, x, y) = (coord(z)?, coord(x)?, coord(y)?);
     let packs = app.packs.load_full();
     let Some(a) = packs.archives.get(pack) else {
-        app.metrics.misses.with_label_values(&["tile"]).inc();
+        app.metrics.miss(CacheKind::Tile);
         return Err(EdgeError::NotFound);
     };
     let archive = &a.archive;
@@ -49,12 +50,12 @@ pub(crate) fn tile(
     let stored = match archive.lookup(z as u8, x, y) {
         Ok(TileLookup::Found(b)) => b,
         Ok(TileLookup::Absent) => {
-            app.metrics.misses.with_label_values(&["tile"]).inc();
+            app.metrics.miss(CacheKind::Tile);
             return Ok(None);
         }
         Err(TileError::BadCoord) => return Err(EdgeError::BadRequest),
         Err(TileError::ZoomOutOfRange { .. }) => {
-            app.metrics.misses.with_label_values(&["tile"]).inc();
+            app.metrics.miss(CacheKind::Tile);
             return Err(EdgeError::NotFound);
         }
         Err(_) => {
@@ -62,7 +63,7 @@ pub(crate) fn tile(
             return Err(EdgeError::Integrity);
         }
     };
-    app.metrics.hits.with_label_values(&["tile"]).inc();
+    app.metrics.hit(CacheKind::Tile);
     let coding = archive.tile_coding();
     let accept = parts
         .headers

@@ -24,8 +24,10 @@ fn live_toml(origin: &Origin, cas: Option<&Path>, edge: &str, ingress: &str) -> 
         Some(dir) => format!("cas_dir = \"{}\"", dir.display()),
         None => String::new(),
     };
+    // One worker: the live tests run on the single-threaded runtime that a one-CPU
+    // deployment (and the benchmark) gets; the other test files use the multi-threaded one.
     format!(
-        "drain_secs = 3\n\
+        "drain_secs = 3\nworkers = 1\n\
          [edge]\nmode = \"live\"\nallow = [\"{host}\"]\nallow_private = true\n\
          ca_file = \"{ca}\"\n{store}\nfill_backoff_base_ms = 10\nfill_backoff_max_ms = 40\n{edge}\n\
          [ingress]\nrps_limit = 100000\n{ingress}\n\
@@ -709,5 +711,36 @@ fn edge_t25_sighup_applies_rps_allow_packs_and_mode_and_keeps_old_on_error() {
         200,
         "the old config and packs stay whole"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn debug_logging_adds_request_and_range_spans_with_the_corr_id() {
+    let dir = temp_dir("live-spans");
+    let cas = dir.join("cas");
+    let body = b"span test object".as_slice();
+    let hex = b3_hex(body);
+    let path = object_path(&cas, &hex);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    let mut e = Edge::start(
+        &dir,
+        &format!("[edge]\ncas_dir = \"{}\"\n", cas.display()),
+        &[("RUST_LOG", "debug")],
+    );
+    e.wait_ready();
+    let r = get(
+        e.api,
+        &format!("/cas/b3/{hex}"),
+        &["Range: bytes=9-2", "X-Corr-ID: span-check-1"],
+    );
+    assert_eq!(r.status, 200, "a malformed Range is ignored");
+    let lines = e.events("range_malformed", Duration::from_millis(400));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        json_field(&lines[0], "corr_id").as_deref(),
+        Some("span-check-1")
+    );
+    assert_eq!(json_field(&lines[0], "range").as_deref(), Some("bytes=9-2"));
     std::fs::remove_dir_all(dir).unwrap();
 }
