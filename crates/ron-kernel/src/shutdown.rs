@@ -69,6 +69,8 @@ struct Shared {
     inflight: AtomicUsize,
     idle: Notify,
     triggered_at: Mutex<Option<Instant>>,
+    /// A second signal (or a caller) stopped the drain early.
+    forced: std::sync::atomic::AtomicBool,
 }
 
 /// Coordinates a graceful drain across every listener of the process. Cheap to clone.
@@ -98,6 +100,7 @@ impl ShutdownCoordinator {
                 config: Mutex::new(DrainConfig::default()),
                 health: Mutex::new(Vec::new()),
                 inflight: AtomicUsize::new(0),
+                forced: std::sync::atomic::AtomicBool::new(false),
                 idle: Notify::new(),
                 triggered_at: Mutex::new(None),
             }),
@@ -173,9 +176,19 @@ impl ShutdownCoordinator {
 
     /// Stops at once, without waiting for in-flight work.
     pub fn force(&self) {
+        self.shared
+            .forced
+            .store(true, std::sync::atomic::Ordering::Release);
         self.trigger();
         self.shared.phase.send_replace(Phase::Stopped);
         self.shared.idle.notify_waiters();
+    }
+
+    /// Whether [`ShutdownCoordinator::force`] ended the drain (services exit non-zero then).
+    pub fn was_forced(&self) -> bool {
+        self.shared
+            .forced
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Waits for a trigger, then for the grace period and in-flight work (up to the

@@ -1,0 +1,139 @@
+//! Proxy listeners (spec §4.1 step 7, §4.2, §4.9): sockets bound with SO_REUSEADDR and
+//! SO_REUSEPORT (so a new instance can bind beside a draining one), a 65535 backlog and
+//! TCP_NODELAY on accepted connections; one hyper connection per client speaking
+//! HTTP/1.x and, when enabled, HTTP/2 prior knowledge; graceful close on drain.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use ron_kernel::shutdown::ShutdownCoordinator;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::proxy::{self, ConnInfo, Shared};
+
+/// Kernel accept backlog requested (capped by `net.core.somaxconn`).
+pub const BACKLOG: i32 = 65_535;
+
+/// Binds `addr` for a proxy listener that may share its port with another instance.
+pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts on `listener` until draining begins, then returns (the socket closes when
+/// dropped, so new connects are refused while open connections finish).
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, name: Arc<str>, https: bool) {
+    let coord = ShutdownCoordinator::global();
+    let mut token = coord.token();
+    let m = &shared.metrics;
+    let open = m.open_connections.with_label_values(&[&name]);
+    let accepted = m.connections.with_label_values(&[&name]);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = token.draining() => break,
+            a = listener.accept() => match a {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(listener = %name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        accepted.inc();
+        open.inc();
+        let info = Arc::new(ConnInfo {
+            peer,
+            https,
+            listener: name.clone(),
+        });
+        let (shared, open) = (shared.clone(), open.clone());
+        tokio::spawn(async move {
+            connection(shared, stream, info).await;
+            open.dec();
+        });
+    }
+}
+
+/// Serves one client connection until it closes, or gracefully once draining begins.
+async fn connection(shared: Arc<Shared>, stream: TcpStream, info: Arc<ConnInfo>) {
+    let snap = shared.snapshot.load_full();
+    let server = &snap.config.server;
+    let limits = &snap.config.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(server.client_header_timeout_secs))
+        .keep_alive(server.client_keepalive_timeout_secs > 0)
+        .max_buf_size(limits.max_header_size_bytes.max(8192) as usize);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(server.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_size_bytes.min(u64::from(u32::MAX)) as u32);
+    let builder = if server.h2c {
+        builder
+    } else {
+        builder.http1_only()
+    };
+    drop(snap);
+    let coord = ShutdownCoordinator::global();
+    let mut token = coord.token();
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| {
+        let guard = coord.inflight();
+        let fut = proxy::handle(svc_shared.clone(), info.clone(), req);
+        async move {
+            let _guard = guard;
+            fut.await
+        }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = token.draining() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        let kind = classify(&*e);
+        if let Some(kind) = kind {
+            shared
+                .metrics
+                .downstream_errors
+                .with_label_values(&["main", kind])
+                .inc();
+        }
+    }
+    let _ = shared.draining.load(Ordering::Relaxed);
+}
+
+/// `sentinel_downstream_errors_total{kind}` for a connection error, if it is one.
+fn classify(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let h = e.downcast_ref::<hyper::Error>()?;
+    if h.is_timeout() {
+        Some("header_timeout")
+    } else if h.is_parse() || h.is_parse_too_large() {
+        Some("parse")
+    } else if h.is_incomplete_message() || h.is_canceled() {
+        None
+    } else {
+        Some("io")
+    }
+}

@@ -1,0 +1,433 @@
+//! The running proxy (spec §4.1 startup, §4.8 reload, §4.9 drain): logging, the tokio
+//! runtime, the metrics/admin listener, the proxy listeners, the pid file, SIGHUP reloads
+//! that swap the snapshot atomically, and the SIGTERM drain. Entered from [`crate::cli`]
+//! once the configuration has loaded.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use ron_kernel::HealthState;
+use ron_kernel::config::ReloadOutcome;
+use ron_kernel::logging::{self, LogConfig, LogHandle};
+use ron_kernel::shutdown::{DrainConfig, ShutdownCoordinator};
+use ron_kernel::signals::{self, Hooks};
+use ron_metrics::{Metrics, ServeOptions};
+
+use crate::config::{self, Config, ConfigSource, EnvOverrides, Startup};
+use crate::health::Checkers;
+use crate::listen;
+use crate::metrics::SentinelMetrics;
+use crate::proxy::Shared;
+use crate::snapshot::Snapshot;
+
+/// Readiness keys (SEN-R47).
+pub mod ready {
+    /// The configuration loaded and validated.
+    pub const CONFIG_LOADED: &str = "config_loaded";
+    /// Every listener is bound.
+    pub const LISTENERS_BOUND: &str = "listeners_bound";
+}
+
+/// Runs the proxy on `startup` until it is drained; returns the process exit code.
+pub fn run(startup: Startup) -> ExitCode {
+    let level = startup
+        .env
+        .rust_log
+        .clone()
+        .unwrap_or_else(|| startup.config.logging.level.clone());
+    let log = match logging::init(LogConfig {
+        service: "sentinel".into(),
+        default_filter: level,
+        ..LogConfig::default()
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sentinel-proxy: cannot start logging: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for note in &startup.notes {
+        let fields = note
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        match note.level {
+            tracing::Level::WARN => tracing::warn!(fields = %fields, "{}", note.message),
+            _ => tracing::info!(fields = %fields, "{}", note.message),
+        }
+    }
+    let workers = match startup.config.server.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("sentinel-worker")
+        .enable_all()
+        .build();
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::from(1);
+        }
+    };
+    ExitCode::from(rt.block_on(serve(startup, log, workers)))
+}
+
+async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
+    let health = HealthState::new();
+    for key in [ready::CONFIG_LOADED, ready::LISTENERS_BOUND] {
+        let _ = health.register(key);
+    }
+    let coord = ShutdownCoordinator::global();
+    coord.configure(DrainConfig {
+        deadline: Duration::from_secs(startup.config.server.graceful_shutdown_timeout_secs),
+        grace: Duration::ZERO,
+    });
+    coord.attach(health.clone());
+
+    let metrics = match Metrics::builder()
+        .service("sentinel")
+        .amnesia(startup.env.amnesia)
+        .build()
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics setup failed");
+            return 2;
+        }
+    };
+    let sentinel_metrics = match SentinelMetrics::register(metrics.clone()) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            tracing::error!(error = %e, "metric registration failed");
+            return 1;
+        }
+    };
+    let Startup {
+        config,
+        resolved,
+        source,
+        env,
+        ..
+    } = startup;
+    let config = Arc::new(config);
+    let snapshot = Snapshot::build(
+        config.clone(),
+        |a| resolved.get(a),
+        1,
+        None,
+        &sentinel_metrics,
+    );
+    let checkers = Checkers::start(&snapshot, &sentinel_metrics);
+    log_shadowed(&snapshot);
+    tracing::info!(
+        path = %source_path(&source).display(),
+        generation = 1u64,
+        routes = config.routes.len(),
+        upstreams = config.upstreams.len(),
+        listeners = config.listeners.len() + 1,
+        "Configuration loaded"
+    );
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        health: health.clone(),
+        in_flight: AtomicU64::new(0),
+        draining: AtomicBool::new(false),
+        metrics: sentinel_metrics,
+    });
+    shared.metrics.generation.set(1);
+    shared.metrics.last_reload.set(unix_now());
+    health.set(ready::CONFIG_LOADED, true);
+
+    let reload_state = Arc::new(ReloadState {
+        shared: shared.clone(),
+        source,
+        env,
+        started_with: config.clone(),
+        generation: AtomicU64::new(1),
+        lock: tokio::sync::Mutex::new(()),
+        checkers: parking_lot::Mutex::new(Some(checkers)),
+    });
+    let hooks = Hooks {
+        reload: Some(signals::reload_hook({
+            let st = reload_state.clone();
+            move || {
+                let st = st.clone();
+                async move { st.reload().await }
+            }
+        })),
+        log,
+    };
+    if let Err(e) = signals::install(coord, hooks) {
+        tracing::error!(error = %e, "cannot install signal handlers");
+        return 1;
+    }
+
+    let mut tasks = Vec::new();
+    if config.metrics.enabled {
+        let addr = match parse_addr(&config.metrics.address) {
+            Some(a) => a,
+            None => return bind_failed("admin", &config.metrics.address, "invalid address"),
+        };
+        let opts = ServeOptions::default().shutdown(coord.token());
+        match metrics.clone().serve_with(addr, health.clone(), opts).await {
+            Ok((task, bound)) => {
+                tracing::info!(listener = "admin", address = %bound, protocol = "http", "listening");
+                tasks.push(task);
+            }
+            Err(e) => return bind_failed("admin", &config.metrics.address, &e.to_string()),
+        }
+    }
+    let mut proxies = Vec::new();
+    let mut all = vec![("main".to_owned(), config.server.listen.clone(), false)];
+    for l in &config.listeners {
+        all.push((
+            l.name.clone(),
+            l.address.clone(),
+            l.protocol == crate::config::ListenerProtocol::Https,
+        ));
+    }
+    for (name, address, https) in all {
+        if https {
+            return bind_failed(&name, &address, "https listeners are not built yet");
+        }
+        let Some(addr) = parse_addr(&address) else {
+            return bind_failed(&name, &address, "invalid address");
+        };
+        match listen::bind_reuseport(addr) {
+            Ok(l) => {
+                let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                tracing::info!(listener = %name, address = %bound, protocol = "http", "listening");
+                proxies.push((l, name, https));
+            }
+            Err(e) => return bind_failed(&name, &address, &e.to_string()),
+        }
+    }
+    health.set(ready::LISTENERS_BOUND, true);
+    let pid_file = config.server.pid_file.clone();
+    if let Some(p) = &pid_file
+        && let Err(e) = write_pid_file(p)
+    {
+        tracing::error!(path = %p.display(), error = %e, "cannot write the pid file");
+        return 1;
+    }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        workers,
+        "sentinel-proxy started"
+    );
+    let mut accept = Vec::new();
+    for (l, name, https) in proxies {
+        accept.push(tokio::spawn(listen::serve(
+            shared.clone(),
+            l,
+            Arc::from(name.as_str()),
+            https,
+        )));
+    }
+    let mut token = coord.token();
+    token.draining().await;
+    shared.draining.store(true, Ordering::Release);
+    if let Some(c) = reload_state.checkers.lock().take() {
+        c.stop();
+    }
+    let started = Instant::now();
+    tracing::info!(
+        in_flight = shared.in_flight.load(Ordering::Relaxed),
+        deadline_secs = config.server.graceful_shutdown_timeout_secs,
+        "shutdown started"
+    );
+    for a in accept {
+        let _ = a.await;
+    }
+    let outcome = coord.wait().await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(p) = &pid_file {
+        remove_own_pid_file(p);
+    }
+    tracing::info!(
+        drained = outcome.clean,
+        aborted = outcome.inflight_left,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "shutdown complete"
+    );
+    if coord.was_forced() { 1 } else { 0 }
+}
+
+fn bind_failed(listener: &str, addr: &str, error: &str) -> u8 {
+    tracing::error!("failed to bind {listener} listener on {addr}: {error}");
+    1
+}
+
+fn parse_addr(s: &str) -> Option<SocketAddr> {
+    s.parse().ok()
+}
+
+fn source_path(source: &ConfigSource) -> &Path {
+    match source {
+        ConfigSource::File(p) => p,
+        ConfigSource::BuiltInDefaults { default_path } => default_path,
+    }
+}
+
+fn log_shadowed(snapshot: &Snapshot) {
+    for s in &snapshot.shadowed {
+        tracing::warn!(route = %s.route, by = %s.by, "route shadowed");
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Writes `<pid>\n` atomically (temp file + rename), overwriting a stale file (SEN-R41).
+fn write_pid_file(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    if let Ok(old) = std::fs::read_to_string(path)
+        && let Ok(pid) = old.trim().parse::<i32>()
+        && pid_alive(pid)
+    {
+        tracing::info!(path = %path.display(), pid, "pid file names a running process; overwriting");
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&tmp, path)
+}
+
+fn pid_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes the pid file only if it still holds our pid (a newer instance may own it).
+fn remove_own_pid_file(path: &Path) {
+    let ours = std::process::id().to_string();
+    if std::fs::read_to_string(path).is_ok_and(|c| c.trim() == ours) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// What a SIGHUP reload needs.
+struct ReloadState {
+    shared: Arc<Shared>,
+    source: ConfigSource,
+    env: EnvOverrides,
+    /// The config the process started with: restart-only keys keep these values.
+    started_with: Arc<Config>,
+    generation: AtomicU64,
+    lock: tokio::sync::Mutex<()>,
+    /// The active checkers of the running snapshot.
+    checkers: parking_lot::Mutex<Option<Checkers>>,
+}
+
+impl ReloadState {
+    /// SEN-R36: load, validate and resolve off the runtime, build the next snapshot
+    /// carrying state over, swap it in, then log and count the outcome.
+    async fn reload(&self) -> ReloadOutcome {
+        let _serial = self.lock.lock().await;
+        let started = Instant::now();
+        let (source, env) = (self.source.clone(), self.env.clone());
+        let loaded = tokio::task::spawn_blocking(move || config::load(&source, &env)).await;
+        let m = &self.shared.metrics;
+        let startup = match loaded {
+            Ok(Ok(s)) => s,
+            Ok(Err(errors)) => {
+                m.reloads.with_label_values(&["failure"]).inc();
+                tracing::error!(errors = %errors, "Configuration reload failed: {}", errors.first_line());
+                return ReloadOutcome::Unchanged;
+            }
+            Err(e) => {
+                m.reloads.with_label_values(&["failure"]).inc();
+                tracing::error!("Configuration reload failed: {e}");
+                return ReloadOutcome::Unchanged;
+            }
+        };
+        for note in &startup.notes {
+            tracing::info!(fields = ?note.fields, "{}", note.message);
+        }
+        let restart = restart_required(&self.started_with, &startup.config);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let prev = self.shared.snapshot.load_full();
+        let config = Arc::new(startup.config);
+        let next = Snapshot::build(
+            config.clone(),
+            |a| startup.resolved.get(a),
+            generation,
+            Some(&prev),
+            &self.shared.metrics,
+        );
+        log_shadowed(&next);
+        // Checkers follow the snapshot; target state (thresholds, rings) carries over.
+        let checkers = Checkers::start(&next, &self.shared.metrics);
+        if let Some(old) = self.checkers.lock().replace(checkers) {
+            old.stop();
+        }
+        self.shared.snapshot.store(Arc::new(next));
+        m.reloads.with_label_values(&["success"]).inc();
+        m.generation.set(generation as i64);
+        m.last_reload.set(unix_now());
+        if !restart.is_empty() {
+            tracing::warn!(restart_required = %restart.join(","), "configuration changes need a restart");
+        }
+        tracing::info!(
+            generation,
+            routes = config.routes.len(),
+            upstreams = config.upstreams.len(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            restart_required = %restart.join(","),
+            "Configuration reload completed"
+        );
+        ReloadOutcome::Unchanged
+    }
+}
+
+/// Restart-only keys (SEN-R38) whose value differs between the running and the new config.
+fn restart_required(running: &Config, next: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let (a, b) = (&running.server, &next.server);
+    if a.listen != b.listen {
+        keys.push("server.listen");
+    }
+    if a.worker_threads != b.worker_threads {
+        keys.push("server.worker-threads");
+    }
+    if a.pid_file != b.pid_file {
+        keys.push("server.pid-file");
+    }
+    let listeners = |c: &Config| -> Vec<(String, String, crate::config::ListenerProtocol)> {
+        c.listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.address.clone(), l.protocol))
+            .collect()
+    };
+    if listeners(running) != listeners(next) {
+        keys.push("listeners");
+    }
+    if running.metrics != next.metrics {
+        keys.push("metrics");
+    }
+    if running.logging.format != next.logging.format {
+        keys.push("logging.format");
+    }
+    if running.logging.stdout != next.logging.stdout {
+        keys.push("logging.stdout");
+    }
+    keys
+}

@@ -1,0 +1,90 @@
+//! Helpers shared by sentinel's integration-test crates; each crate uses a subset.
+#![allow(dead_code)]
+
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use test_support::{Service, command, get, json_field};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_sentinel-proxy");
+
+/// A running sentinel-proxy.
+pub struct Proxy {
+    /// The process (killed on drop).
+    pub svc: Service,
+    /// Main proxy listener.
+    pub addr: SocketAddr,
+    /// Metrics/admin listener.
+    pub admin: SocketAddr,
+    /// The config file.
+    pub config: PathBuf,
+    /// Stdout lines read so far.
+    pub log: Vec<String>,
+}
+
+impl Proxy {
+    /// Writes `kdl` to `dir/sentinel.kdl` and starts the proxy with `--config`, waiting for
+    /// the admin and main `listening` lines (plus `extra_listeners` more).
+    pub fn start(dir: &Path, kdl: &str, env: &[(&str, &str)], extra_listeners: usize) -> Proxy {
+        let config = dir.join("sentinel.kdl");
+        std::fs::write(&config, kdl).unwrap();
+        let mut cmd = command(Path::new(BIN), env);
+        cmd.current_dir(dir).arg("--config").arg(&config);
+        let (svc, lines) = Service::start(cmd, "listening", 2 + extra_listeners);
+        let addr_of = |which: &str| -> SocketAddr {
+            lines
+                .iter()
+                .find(|l| l.contains(&format!("\"listener\":\"{which}\"")))
+                .and_then(|l| json_field(l, "address"))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("no {which} listening line in {lines:?}"))
+        };
+        let p = Proxy {
+            addr: addr_of("main"),
+            admin: addr_of("admin"),
+            svc,
+            config,
+            log: lines,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while get(p.addr, "/ready", &[]).status != 200 {
+            assert!(Instant::now() < deadline, "not ready within 5 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    /// Reads stdout for up to `wait` and returns the lines containing `needle`.
+    pub fn lines_with(&mut self, needle: &str, wait: Duration) -> Vec<String> {
+        self.log.extend(self.svc.drain_lines(wait));
+        self.log
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Value of the first `/metrics` sample named like `series`, containing every
+    /// `label="value"` of it; -1 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = get(self.admin, "/metrics", &[]).text();
+        let mut parts = series.split('{');
+        let name = parts.next().unwrap_or_default();
+        let labels: Vec<&str> = parts
+            .next()
+            .map(|l| l.trim_end_matches('}').split(',').collect())
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| {
+                l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|p| l.contains(p))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    }
+}

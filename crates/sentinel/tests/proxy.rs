@@ -1,0 +1,258 @@
+//! Black-box tests of the proxy path against the real binary with in-test upstreams:
+//! reserved paths (SEN-T06 part), forwarded headers and correlation ids (T07), round-robin
+//! and weight 0 (T15 part), retries (T13 part), static upstreams, request checks (T10
+//! part), reload (T23 part) and drain with the pid file (T25 part).
+
+mod common;
+
+use std::time::Duration;
+
+use common::Proxy;
+use common::upstream::{Upstream, refusing_addr};
+use test_support::{get, http_raw, json_field, request, temp_dir};
+
+fn base_kdl(pid: &std::path::Path, upstreams: &str, routes: &str) -> String {
+    format!(
+        "server {{\n    listen \"127.0.0.1:0\"\n    pid-file \"{}\"\n}}\nmetrics {{\n    address \"127.0.0.1:0\"\n}}\n{upstreams}\n{routes}\n",
+        pid.display()
+    )
+}
+
+#[test]
+fn reserved_paths_answer_before_any_route() {
+    let dir = temp_dir("sen-reserved");
+    let up = Upstream::start(|_| (200, "app".into()));
+    let kdl = base_kdl(
+        &dir.join("s.pid"),
+        &format!(
+            "upstream \"app\" {{\n    targets {{\n        target \"{}\"\n    }}\n}}",
+            up.addr
+        ),
+        "route \"all\" {\n    priority \"critical\"\n    matches {\n        path-prefix \"/\"\n    }\n    upstream \"app\"\n}",
+    );
+    let p = Proxy::start(&dir, &kdl, &[], 0);
+    let h = get(p.addr, "/health", &[]);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.text(), "{\"status\":\"ok\"}");
+    let r = get(p.addr, "/ready?x=1", &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .starts_with("{\"degraded\":false,\"missing\":[],\"retry_after\":0,\"since\":\"")
+    );
+    let post = http_raw(
+        p.addr,
+        request("POST", "/health", &["Content-Length: 0"]).as_bytes(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    assert_eq!(up.hits(), 0, "reserved paths never reach the upstream");
+    assert_eq!(get(p.addr, "/anything", &[]).text(), "app");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn forwarded_requests_carry_end_to_end_headers_and_correlation_ids() {
+    let dir = temp_dir("sen-headers");
+    let up = Upstream::start(|_| (200, "ok".into()));
+    let kdl = base_kdl(
+        &dir.join("s.pid"),
+        &format!(
+            "upstream \"app\" {{\n    targets {{\n        target \"{}\"\n    }}\n}}",
+            up.addr
+        ),
+        "route \"api\" {\n    matches {\n        path-prefix \"/api\"\n    }\n    upstream \"app\"\n}",
+    );
+    let p = Proxy::start(&dir, &kdl, &[], 0);
+    let r = get(
+        p.addr,
+        "/api/x?q=1",
+        &[
+            "Connection: close, X-Secret",
+            "X-Secret: 1",
+            "Keep-Alive: timeout=5",
+            "Proxy-Authorization: Basic eA==",
+            "X-Forwarded-For: 1.2.3.4",
+            "X-Forwarded-Proto: https",
+            "X-Forwarded-Host: evil",
+            "X-Correlation-Id: req-1",
+            "X-Keep: yes",
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-correlation-id"), Some("req-1"));
+    let seen = up.seen.lock()[0].clone();
+    assert_eq!(seen.target, "/api/x?q=1");
+    let h = &seen.headers;
+    for gone in [
+        "x-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "connection",
+    ] {
+        assert!(h.get(gone).is_none(), "{gone} must not be forwarded");
+    }
+    assert_eq!(h.get("host").unwrap(), "test", "Host is preserved");
+    assert_eq!(h.get("x-forwarded-for").unwrap(), "1.2.3.4, 127.0.0.1");
+    assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+    assert_eq!(h.get("x-forwarded-host").unwrap(), "test");
+    assert_eq!(h.get("x-correlation-id").unwrap(), "req-1");
+    assert_eq!(h.get("x-corr-id").unwrap(), "req-1");
+    assert_eq!(h.get("x-keep").unwrap(), "yes");
+
+    // An invalid id is replaced by a fresh one, and error bodies carry the same id.
+    let r = get(p.addr, "/nowhere", &["X-Correlation-Id: a b"]);
+    assert_eq!(r.status, 404);
+    let id = r.header("x-correlation-id").unwrap().to_owned();
+    assert_eq!(id.len(), 26);
+    assert_eq!(
+        json_field(&r.text(), "corr_id").as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(json_field(&r.text(), "code").as_deref(), Some("no_route"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn round_robin_alternates_weight_zero_is_skipped_and_a_refusing_target_is_retried() {
+    let dir = temp_dir("sen-lb");
+    let a = Upstream::start(|_| (200, "a".into()));
+    let b = Upstream::start(|_| (200, "b".into()));
+    let drained = Upstream::start(|_| (200, "drained".into()));
+    let dead = refusing_addr();
+    let kdl = base_kdl(
+        &dir.join("s.pid"),
+        &format!(
+            "upstream \"rr\" {{\n    targets {{\n        target \"{}\"\n        target \"{}\"\n        target \"{}\" weight=0\n    }}\n}}\nupstream \"flaky\" {{\n    targets {{\n        target \"{dead}\"\n        target \"{}\"\n    }}\n}}",
+            a.addr, b.addr, drained.addr, b.addr
+        ),
+        "route \"rr\" {\n    matches {\n        path-prefix \"/rr\"\n    }\n    upstream \"rr\"\n}\nroute \"flaky\" {\n    matches {\n        path-prefix \"/flaky\"\n    }\n    upstream \"flaky\"\n}",
+    );
+    let p = Proxy::start(&dir, &kdl, &[], 0);
+    let seq: Vec<String> = (0..4).map(|_| get(p.addr, "/rr", &[]).text()).collect();
+    assert!(
+        seq == ["a", "b", "a", "b"] || seq == ["b", "a", "b", "a"],
+        "{seq:?}"
+    );
+    assert_eq!(drained.hits(), 0, "weight 0 is never picked");
+    // The dead target refuses; GETs land on b after a retry.
+    let before = b.hits();
+    for _ in 0..4 {
+        let r = get(p.addr, "/flaky", &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.text(), "b");
+    }
+    assert_eq!(b.hits(), before + 4);
+    assert!(p.metric("sentinel_retries_total{route=\"flaky\"}") >= 1.0);
+    assert!(
+        p.metric("sentinel_upstream_attempts_total{upstream=\"flaky\",outcome=\"connect_error\"}")
+            >= 1.0
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn static_upstreams_and_request_checks_answer_in_process() {
+    let dir = temp_dir("sen-static");
+    let up = Upstream::start(|_| (200, "app".into()));
+    let kdl = base_kdl(
+        &dir.join("s.pid"),
+        &format!(
+            "upstream \"app\" {{\n    targets {{\n        target \"{}\"\n    }}\n}}\nupstream \"maintenance-page\" {{\n    static {{\n        status 503\n        body \"<h1>Back soon</h1>\"\n        content-type \"text/html; charset=utf-8\"\n        header \"Retry-After\" \"600\"\n    }}\n}}",
+            up.addr
+        ),
+        "route \"maint\" {\n    matches {\n        path-prefix \"/maint\"\n    }\n    upstream \"maintenance-page\"\n}\nroute \"app\" {\n    upstream \"app\"\n}",
+    );
+    let p = Proxy::start(&dir, &kdl, &[], 0);
+    let r = get(p.addr, "/maint/x", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "<h1>Back soon</h1>");
+    assert_eq!(r.header("retry-after"), Some("600"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(r.header("x-correlation-id").is_some());
+    for (path, code) in [
+        ("/a/../b", "invalid_path"),
+        ("/a/%2E%2E/b", "invalid_path"),
+        ("/x%00", "invalid_path"),
+    ] {
+        let r = get(p.addr, path, &[]);
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(
+            json_field(&r.text(), "code").as_deref(),
+            Some(code),
+            "{path}"
+        );
+    }
+    let trace = http_raw(p.addr, request("TRACE", "/", &[]).as_bytes(), false).unwrap();
+    assert_eq!(trace.status, 405);
+    let big = http_raw(
+        p.addr,
+        request("POST", "/upload", &["Content-Length: 11534336"]).as_bytes(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(big.status, 413);
+    assert_eq!(up.hits(), 0, "rejected requests never reach the upstream");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sighup_swaps_routes_and_sigterm_drains_and_removes_the_pid_file() {
+    let dir = temp_dir("sen-reload");
+    let up = Upstream::start(|_| (200, "app".into()));
+    let pid = dir.join("run/sentinel.pid");
+    let upstreams = format!(
+        "upstream \"app\" {{\n    targets {{\n        target \"{}\"\n    }}\n}}",
+        up.addr
+    );
+    let kdl = base_kdl(
+        &pid,
+        &upstreams,
+        "route \"old\" {\n    matches {\n        path \"/old\"\n    }\n    upstream \"app\"\n}",
+    );
+    let mut p = Proxy::start(&dir, &kdl, &[], 0);
+    assert_eq!(
+        std::fs::read_to_string(&pid).unwrap(),
+        format!("{}\n", p.svc.child.id())
+    );
+    assert_eq!(get(p.addr, "/new", &[]).status, 404);
+    let next = base_kdl(
+        &pid,
+        &upstreams,
+        "route \"new\" {\n    matches {\n        path \"/new\"\n    }\n    upstream \"app\"\n}",
+    );
+    std::fs::write(&p.config, next).unwrap();
+    p.svc.signal(libc::SIGHUP);
+    let done = p.lines_with("Configuration reload completed", Duration::from_secs(2));
+    assert_eq!(done.len(), 1, "{:?}", p.log);
+    assert!(done[0].contains("\"generation\":2"), "{}", done[0]);
+    assert_eq!(get(p.addr, "/new", &[]).status, 200);
+    assert_eq!(get(p.addr, "/old", &[]).status, 404);
+    assert_eq!(
+        p.metric("sentinel_config_reloads_total{result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(p.metric("sentinel_config_generation"), 2.0);
+
+    std::fs::write(&p.config, "server { nope 1 }\n").unwrap();
+    p.svc.signal(libc::SIGHUP);
+    let failed = p.lines_with("Configuration reload failed", Duration::from_secs(2));
+    assert_eq!(failed.len(), 1, "{:?}", p.log);
+    assert_eq!(
+        get(p.addr, "/new", &[]).status,
+        200,
+        "the old snapshot keeps serving"
+    );
+    assert_eq!(
+        p.metric("sentinel_config_reloads_total{result=\"failure\"}"),
+        1.0
+    );
+
+    p.svc.signal(libc::SIGTERM);
+    assert_eq!(p.svc.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(!pid.exists(), "pid file removed at exit");
+    std::fs::remove_dir_all(dir).unwrap();
+}
