@@ -51,6 +51,23 @@ pub struct Shared {
     pub metrics: Arc<SentinelMetrics>,
 }
 
+impl Shared {
+    /// The state for `snapshot`, before any listener runs.
+    pub fn new(
+        snapshot: Snapshot,
+        health: Arc<HealthState>,
+        metrics: Arc<SentinelMetrics>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            health,
+            in_flight: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            metrics,
+        })
+    }
+}
+
 /// Facts about the downstream connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {

@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use ron_kernel::HealthState;
 use ron_kernel::config::ReloadOutcome;
 use ron_kernel::logging::{self, LogConfig, LogHandle};
@@ -137,13 +136,7 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
         listeners = config.listeners.len() + 1,
         "Configuration loaded"
     );
-    let shared = Arc::new(Shared {
-        snapshot: ArcSwap::from_pointee(snapshot),
-        health: health.clone(),
-        in_flight: AtomicU64::new(0),
-        draining: AtomicBool::new(false),
-        metrics: sentinel_metrics,
-    });
+    let shared = Shared::new(snapshot, health.clone(), sentinel_metrics);
     shared.metrics.generation.set(1);
     shared.metrics.last_reload.set(unix_now());
     health.set(ready::CONFIG_LOADED, true);
