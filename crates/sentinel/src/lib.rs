@@ -32,3 +32,5 @@ pub mod proxy;
 pub mod routing;
 pub mod runtime;
 pub mod snapshot;
+pub mod tls;
+pub mod upgrade;

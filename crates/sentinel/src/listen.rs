@@ -6,7 +6,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -14,7 +13,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use ron_kernel::shutdown::ShutdownCoordinator;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::{self, ConnInfo, Shared};
 
@@ -34,7 +34,13 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Accepts on `listener` until draining begins, then returns (the socket closes when
 /// dropped, so new connects are refused while open connections finish).
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, name: Arc<str>, https: bool) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    name: Arc<str>,
+    tls: Option<TlsAcceptor>,
+) {
+    let https = tls.is_some();
     let coord = ShutdownCoordinator::global();
     let mut token = coord.token();
     let m = &shared.metrics;
@@ -60,16 +66,43 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, name: Arc<str>, h
             https,
             listener: name.clone(),
         });
-        let (shared, open) = (shared.clone(), open.clone());
+        let (shared, open, tls) = (shared.clone(), open.clone(), tls.clone());
         tokio::spawn(async move {
-            connection(shared, stream, info).await;
+            match tls {
+                None => connection(shared, TokioIo::new(stream), info).await,
+                Some(acceptor) => {
+                    let limit = Duration::from_secs(
+                        shared
+                            .snapshot
+                            .load()
+                            .config
+                            .server
+                            .client_header_timeout_secs,
+                    );
+                    // The handshake counts against the header timeout (SEN-R24).
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => connection(shared, TokioIo::new(tls), info).await,
+                        _ => {
+                            shared
+                                .metrics
+                                .downstream_errors
+                                .with_label_values(&[&info.listener, "tls_handshake"])
+                                .inc();
+                        }
+                    }
+                }
+            }
             open.dec();
         });
     }
 }
 
 /// Serves one client connection until it closes, or gracefully once draining begins.
-async fn connection(shared: Arc<Shared>, stream: TcpStream, info: Arc<ConnInfo>) {
+async fn connection<I>(shared: Arc<Shared>, io: TokioIo<I>, info: Arc<ConnInfo>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let listener = info.listener.clone();
     let snap = shared.snapshot.load_full();
     let server = &snap.config.server;
     let limits = &snap.config.limits;
@@ -102,7 +135,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, info: Arc<ConnInfo>)
             fut.await
         }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -117,11 +150,10 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, info: Arc<ConnInfo>)
             shared
                 .metrics
                 .downstream_errors
-                .with_label_values(&["main", kind])
+                .with_label_values(&[&listener, kind])
                 .inc();
         }
     }
-    let _ = shared.draining.load(Ordering::Relaxed);
 }
 
 /// `sentinel_downstream_errors_total{kind}` for a connection error, if it is one.

@@ -31,6 +31,7 @@ use crate::metrics::{ROUTE_BUILTIN, ROUTE_UNMATCHED, SentinelMetrics};
 use crate::pool::{Lease, PoolError, SendError, UpBody};
 use crate::routing::{RequestFacts, bare_host};
 use crate::snapshot::{ProxyRt, Snapshot, StaticRt, TargetState, UpstreamRt};
+use crate::upgrade;
 
 /// Boxed error of response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -238,7 +239,11 @@ async fn dispatch(
                 conn,
                 host: host.as_deref(),
             };
-            forward_request(shared, p, req, plan, guard).await
+            if upgrade::is_upgrade(&req) {
+                forward_upgrade(p, req, &plan).await
+            } else {
+                forward_request(shared, p, req, plan, guard).await
+            }
         }
     };
     match resp {
@@ -419,7 +424,7 @@ async fn forward_request(
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim() == "0"));
-    let head = upstream_head(&parts, &plan, p.protocol);
+    let head = upstream_head(&parts, &plan, p.protocol, false);
     let mut body: Option<UpBody> = Some(if bodiless {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
@@ -566,6 +571,27 @@ fn warn_attempt(plan: &Plan<'_>, target: &str, a: Attempt, attempt: u32, will_re
     );
 }
 
+/// An upgrade request: one attempt on a fresh HTTP/1.1 connection, never retried
+/// (SEN-R17); h2c upstreams cannot carry it.
+async fn forward_upgrade(
+    p: &ProxyRt,
+    req: Request<Incoming>,
+    plan: &Plan<'_>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    if p.protocol == UpstreamProtocol::H2c {
+        return Err(ProxyError::UpgradeNotSupported);
+    }
+    let Some((i, _)) = choose(p, &[], &[], plan) else {
+        return Err(ProxyError::NoHealthyUpstream);
+    };
+    let target = &p.targets[i];
+    let (parts, body) = req.into_parts();
+    let head = upstream_head(&parts, plan, p.protocol, true);
+    let req = Request::from_parts(parts, body);
+    let connect = Duration::from_secs(p.timeouts.connect_secs);
+    upgrade::forward(target.addr, req, head, connect).await
+}
+
 /// The eligible target the policy picks (SEN-R26..R28) and whether it is the failure-mode
 /// open fallback: weight > 0, healthy, not refused by its breaker for this attempt, and not
 /// tried yet while an untried one is eligible; under failure-mode open, any weight > 0
@@ -624,6 +650,7 @@ fn upstream_head(
     parts: &http::request::Parts,
     plan: &Plan<'_>,
     protocol: UpstreamProtocol,
+    keep_upgrade: bool,
 ) -> http::request::Parts {
     let (mut head, ()) = Request::new(()).into_parts();
     head.method = parts.method.clone();
@@ -643,7 +670,7 @@ fn upstream_head(
         }
     };
     let mut h = parts.headers.clone();
-    forward::strip_hop_by_hop(&mut h, false, protocol == UpstreamProtocol::H2c);
+    forward::strip_hop_by_hop(&mut h, keep_upgrade, protocol == UpstreamProtocol::H2c);
     if !h.contains_key(header::HOST)
         && let Some(a) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())

@@ -23,6 +23,7 @@ use crate::listen;
 use crate::metrics::SentinelMetrics;
 use crate::proxy::Shared;
 use crate::snapshot::Snapshot;
+use crate::tls;
 
 /// Readiness keys (SEN-R47).
 pub mod ready {
@@ -149,6 +150,7 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
         generation: AtomicU64::new(1),
         lock: tokio::sync::Mutex::new(()),
         checkers: parking_lot::Mutex::new(Some(checkers)),
+        tls: parking_lot::Mutex::new(Vec::new()),
     });
     let hooks = Hooks {
         reload: Some(signals::reload_hook({
@@ -189,22 +191,37 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
             l.protocol == crate::config::ListenerProtocol::Https,
         ));
     }
+    let mut tls_certs = Vec::new();
     for (name, address, https) in all {
-        if https {
-            return bind_failed(&name, &address, "https listeners are not built yet");
-        }
+        let tls = match config
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.tls.as_ref())
+        {
+            Some(cfg) if https => match tls::acceptor(cfg) {
+                Ok((acceptor, certs)) => {
+                    tls_certs.push((name.clone(), certs));
+                    Some(acceptor)
+                }
+                Err(e) => return bind_failed(&name, &address, &e),
+            },
+            _ => None,
+        };
         let Some(addr) = parse_addr(&address) else {
             return bind_failed(&name, &address, "invalid address");
         };
         match listen::bind_reuseport(addr) {
             Ok(l) => {
                 let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-                tracing::info!(listener = %name, address = %bound, protocol = "http", "listening");
-                proxies.push((l, name, https));
+                let protocol = if https { "https" } else { "http" };
+                tracing::info!(listener = %name, address = %bound, protocol, "listening");
+                proxies.push((l, name, tls));
             }
             Err(e) => return bind_failed(&name, &address, &e.to_string()),
         }
     }
+    *reload_state.tls.lock() = tls_certs;
     health.set(ready::LISTENERS_BOUND, true);
     let pid_file = config.server.pid_file.clone();
     if let Some(p) = &pid_file
@@ -220,12 +237,12 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
         "sentinel-proxy started"
     );
     let mut accept = Vec::new();
-    for (l, name, https) in proxies {
+    for (l, name, tls) in proxies {
         accept.push(tokio::spawn(listen::serve(
             shared.clone(),
             l,
             Arc::from(name.as_str()),
-            https,
+            tls,
         )));
     }
     let mut token = coord.token();
@@ -328,6 +345,8 @@ struct ReloadState {
     lock: tokio::sync::Mutex<()>,
     /// The active checkers of the running snapshot.
     checkers: parking_lot::Mutex<Option<Checkers>>,
+    /// Certificate handles of the https listeners, by listener name.
+    tls: parking_lot::Mutex<Vec<(String, Arc<tls::TlsCerts>)>>,
 }
 
 impl ReloadState {
@@ -367,6 +386,19 @@ impl ReloadState {
             &self.shared.metrics,
         );
         log_shadowed(&next);
+        // New handshakes on https listeners see the re-read certificates (SEN-R38); the
+        // load step already checked that every pair loads and matches.
+        for (name, certs) in self.tls.lock().iter() {
+            if let Some(cfg) = config
+                .listeners
+                .iter()
+                .find(|l| &l.name == name)
+                .and_then(|l| l.tls.as_ref())
+                && let Err(e) = certs.reload(cfg)
+            {
+                tracing::warn!(listener = %name, error = %e, "certificate reload failed; keeping the old one");
+            }
+        }
         // Checkers follow the snapshot; target state (thresholds, rings) carries over.
         let checkers = Checkers::start(&next, &self.shared.metrics);
         if let Some(old) = self.checkers.lock().replace(checkers) {

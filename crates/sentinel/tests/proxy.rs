@@ -256,3 +256,88 @@ fn sighup_swaps_routes_and_sigterm_drains_and_removes_the_pid_file() {
     assert!(!pid.exists(), "pid file removed at exit");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A raw upstream that answers any request with 101 and then echoes bytes back.
+fn echo_upstream() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if c.read(&mut b).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let _ = c.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+                let mut buf = [0u8; 1024];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn upgrades_tunnel_bytes_and_h2c_upstreams_refuse_them() {
+    use std::io::{Read, Write};
+    let dir = temp_dir("sen-upgrade");
+    let echo = echo_upstream();
+    let h2 = Upstream::start(|_| (200, "h2".into()));
+    let kdl = base_kdl(
+        &dir.join("s.pid"),
+        &format!(
+            "upstream \"ws\" {{\n    targets {{\n        target \"{echo}\"\n    }}\n}}\nupstream \"h2\" {{\n    protocol \"h2c\"\n    targets {{\n        target \"{}\"\n    }}\n}}",
+            h2.addr
+        ),
+        "route \"ws\" {\n    matches {\n        path-prefix \"/ws\"\n    }\n    upstream \"ws\"\n}\nroute \"h2\" {\n    matches {\n        path-prefix \"/h2\"\n    }\n    upstream \"h2\"\n}",
+    );
+    let p = Proxy::start(&dir, &kdl, &[], 0);
+    let mut c = std::net::TcpStream::connect(p.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(c.read(&mut b).unwrap(), 1, "proxy closed before the 101");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    c.write_all(b"ping through the tunnel").unwrap();
+    let mut got = [0u8; 23];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping through the tunnel");
+    drop(c);
+
+    let r = http_raw(
+        p.addr,
+        request("GET", "/h2", &["Connection: Upgrade", "Upgrade: websocket"])
+            .replace("Connection: close\r\n", "")
+            .as_bytes(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(r.status, 501);
+    assert_eq!(
+        json_field(&r.text(), "code").as_deref(),
+        Some("upgrade_not_supported")
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

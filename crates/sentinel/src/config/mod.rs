@@ -32,7 +32,9 @@ pub use error::{ConfigError, ConfigErrors, MAX_ERROR_LINES, Pos};
 pub use model::*;
 pub use parse::REDACTED;
 pub use print::print;
-pub use resources::{MAX_RESOURCE_FILE_BYTES, RESOLVE_TIMEOUT, ResolvedTargets};
+pub use resources::{
+    MAX_RESOURCE_FILE_BYTES, RESOLVE_TIMEOUT, ResolvedTargets, load_certified_key,
+};
 
 /// The config path used when neither `--config` nor `SENTINEL_CONFIG` is given (relative
 /// to the working directory).

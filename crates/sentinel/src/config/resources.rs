@@ -225,6 +225,22 @@ enum TlsPart {
 /// Loads a PEM certificate chain and private key and checks the key matches the leaf
 /// certificate (rustls compares the SubjectPublicKeyInfo).
 fn load_tls_pair(cert: &Path, key: &Path) -> Result<(), (TlsPart, String)> {
+    certified_key(cert, key).map(|_| ())
+}
+
+/// The certificate chain and key of a TLS listener, loaded and checked to match; the
+/// listeners build their TLS resolvers from it (at start and on each reload).
+pub fn load_certified_key(
+    cert: &Path,
+    key: &Path,
+) -> Result<tokio_rustls::rustls::sign::CertifiedKey, String> {
+    certified_key(cert, key).map_err(|(_, why)| why)
+}
+
+fn certified_key(
+    cert: &Path,
+    key: &Path,
+) -> Result<tokio_rustls::rustls::sign::CertifiedKey, (TlsPart, String)> {
     use tokio_rustls::rustls::crypto::ring::default_provider;
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -264,8 +280,7 @@ fn load_tls_pair(cert: &Path, key: &Path) -> Result<(), (TlsPart, String)> {
                 cert.display()
             ),
         )
-    })?;
-    Ok(())
+    })
 }
 
 /// The nearest existing ancestor of `path`'s directory is a directory we can write in

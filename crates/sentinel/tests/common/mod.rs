@@ -58,6 +58,19 @@ impl Proxy {
         p
     }
 
+    /// The bound address of listener `name`, from its `listening` line.
+    pub fn listener(&self, name: &str) -> SocketAddr {
+        self.log
+            .iter()
+            .find(|l| {
+                l.contains("\"message\":\"listening\"")
+                    && l.contains(&format!("\"listener\":\"{name}\""))
+            })
+            .and_then(|l| json_field(l, "address"))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no listening line for {name}"))
+    }
+
     /// Reads stdout for up to `wait` and returns the lines containing `needle`.
     pub fn lines_with(&mut self, needle: &str, wait: Duration) -> Vec<String> {
         self.log.extend(self.svc.drain_lines(wait));
