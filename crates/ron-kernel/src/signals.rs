@@ -37,6 +37,9 @@ pub const USR2_FILTER: &str = "trace";
 /// Re-reads configuration and reports what happened; see [`reload_hook`].
 pub type ReloadHook = Arc<dyn Fn() -> BoxFuture<'static, ReloadOutcome> + Send + Sync>;
 
+/// A service's own action for SIGUSR1 or SIGUSR2, replacing the default filter toggle.
+pub type SignalHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// What the signal task drives besides the coordinator.
 #[derive(Clone)]
 pub struct Hooks {
@@ -44,6 +47,41 @@ pub struct Hooks {
     pub reload: Option<ReloadHook>,
     /// The filter SIGUSR1/SIGUSR2 toggle.
     pub log: LogHandle,
+    /// Replaces the SIGUSR1 toggle when set.
+    pub usr1: Option<SignalHook>,
+    /// Replaces the SIGUSR2 toggle when set.
+    pub usr2: Option<SignalHook>,
+    /// Whether the signal task writes its `config_reload` line (services that log their
+    /// own reload lines turn it off).
+    pub log_reloads: bool,
+}
+
+impl Hooks {
+    /// The defaults: no reload hook, filter toggles on SIGUSR1/SIGUSR2, reloads logged.
+    pub fn new(log: LogHandle) -> Hooks {
+        Hooks {
+            reload: None,
+            log,
+            usr1: None,
+            usr2: None,
+            log_reloads: true,
+        }
+    }
+
+    /// Runs `hook` on SIGHUP.
+    pub fn with_reload(mut self, hook: ReloadHook) -> Hooks {
+        self.reload = Some(hook);
+        self
+    }
+}
+
+/// Wraps an async closure as a [`SignalHook`].
+pub fn signal_hook<F, Fut>(f: F) -> SignalHook
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move || Box::pin(f()))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +121,9 @@ pub fn install(coord: &ShutdownCoordinator, hooks: Hooks) -> io::Result<JoinHand
                 outcome = async { running.as_mut().expect("guarded by is_some").await },
                     if running.is_some() =>
                 {
-                    log_reload(&outcome);
+                    if hooks.log_reloads {
+                        log_reload(&outcome);
+                    }
                     running = None;
                     if std::mem::take(&mut again) {
                         running = hooks.reload.as_ref().map(|hook| hook());
@@ -119,7 +159,20 @@ pub fn install(coord: &ShutdownCoordinator, hooks: Hooks) -> io::Result<JoinHand
                     Some(_) if running.is_some() => again = true,
                     Some(hook) => running = Some(hook()),
                 },
-                Caught::Toggle(level, name) => toggle_filter(&hooks.log, level, name),
+                Caught::Toggle(level, name) => {
+                    let custom = if name == "SIGUSR1" {
+                        &hooks.usr1
+                    } else {
+                        &hooks.usr2
+                    };
+                    match custom {
+                        // Run off the signal task so a slow action never delays a stop.
+                        Some(hook) => {
+                            tokio::spawn(hook());
+                        }
+                        None => toggle_filter(&hooks.log, level, name),
+                    }
+                }
             }
         }
     }))

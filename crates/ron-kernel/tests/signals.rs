@@ -41,7 +41,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 fn hooks(log: &LogHandle, reload: Option<ReloadHook>) -> Hooks {
     Hooks {
         reload,
-        log: log.clone(),
+        ..Hooks::new(log.clone())
     }
 }
 

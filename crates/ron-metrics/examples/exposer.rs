@@ -41,7 +41,7 @@ async fn main() {
         ..DrainConfig::default()
     });
     coord.attach(health.clone());
-    if let Err(e) = signals::install(coord, Hooks { reload: None, log }) {
+    if let Err(e) = signals::install(coord, Hooks::new(log)) {
         tracing::error!(error = %e, "cannot install signal handlers");
         std::process::exit(1);
     }

@@ -1,15 +1,31 @@
 //! Sentinel's metric families (spec §5 SEN-R44) on the ron-metrics registry, which adds
 //! the base labels `service`, `instance`, `build_version` and `amnesia` to every sample.
 //!
-//! Families and their static label sets are registered at startup so they appear before
-//! traffic; per-route children are created for every configured route (and `_builtin`,
-//! `_unmatched`) when a snapshot is installed.
+//! Families are registered at startup. Their static label sets are created by
+//! [`SentinelMetrics::refresh`], which the admin listener runs before every scrape against
+//! the running snapshot: per configured route (and `_builtin`, `_unmatched`), per listener,
+//! per upstream and per target, so every series appears before traffic.
+//!
+//! Values owned elsewhere are read at scrape time rather than recorded twice on the hot
+//! path: the pool families from the [`PoolStats`] atomics of each target, the memory gauge
+//! from /proc/self/statm, the error rate and quantiles from [`window`]. The request path
+//! records a finished request once through [`SentinelMetrics::observe_request`].
 
+mod window;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use parking_lot::Mutex;
 use ron_metrics::{
-    Counter, CounterVec, HistogramVec, IntGauge, IntGaugeVec, Metrics, MetricsError,
+    Counter, CounterVec, Gauge, HistogramVec, IntGauge, IntGaugeVec, Metrics, MetricsError,
 };
+
+use crate::pool::PoolStats;
+use crate::snapshot::{Snapshot, UpstreamRt};
+
+pub use window::{QUANTILES, SUMMARY_NAME};
 
 /// Duration buckets of `sentinel_request_duration_seconds`.
 pub const DURATION_BUCKETS: [f64; 16] = [
@@ -62,6 +78,85 @@ pub struct SentinelMetrics {
     pub breaker_state: IntGaugeVec,
     /// `sentinel_circuit_breaker_trips_total{component,upstream,target}`.
     pub breaker_trips: CounterVec,
+    /// `sentinel_connections_rejected_total{listener,reason}`.
+    pub connections_rejected: CounterVec,
+    /// `sentinel_connections_max` (set from `limits.max-total-connections` at scrape).
+    pub connections_max: IntGauge,
+    /// `sentinel_rate_limited_total{route}`.
+    pub rate_limited: CounterVec,
+    /// `sentinel_rate_limit_keys{route}`.
+    pub rate_limit_keys: IntGaugeVec,
+    /// `sentinel_connection_pool_open{upstream}` (computed at scrape).
+    pub pool_open: IntGaugeVec,
+    /// `sentinel_connection_pool_in_use{upstream}` (computed at scrape).
+    pub pool_in_use: IntGaugeVec,
+    /// `sentinel_connection_pool_idle{upstream}` (computed at scrape).
+    pub pool_idle: IntGaugeVec,
+    /// `sentinel_connection_pool_connects_total{upstream,result}` (synced at scrape).
+    pub pool_connects: CounterVec,
+    /// `sentinel_connection_pool_reused_total{upstream}` (synced at scrape).
+    pub pool_reused: CounterVec,
+    /// `sentinel_connection_pool_exhausted_total{upstream}` (synced at scrape).
+    pub pool_exhausted: CounterVec,
+    /// `sentinel_open_tunnels`.
+    pub open_tunnels: IntGauge,
+    /// `sentinel_memory_usage_bytes` (read at scrape).
+    pub memory: IntGauge,
+    /// `sentinel_access_log_dropped_total`.
+    pub access_log_dropped: Counter,
+    /// `sentinel_log_write_errors_total`.
+    pub log_write_errors: Counter,
+    /// `sentinel_error_rate` (computed at scrape).
+    pub error_rate: Gauge,
+    /// Quantile and error-rate windows.
+    windows: Arc<window::Windows>,
+    /// Pool counter values already added to the counters, per (upstream, target).
+    pool_seen: Mutex<PoolSeen>,
+}
+
+/// Connection-level error kinds of `sentinel_downstream_errors_total`.
+pub const DOWNSTREAM_KINDS: [&str; 6] = [
+    "parse",
+    "header_timeout",
+    "tls_handshake",
+    "h2_protocol",
+    "io",
+    "send_timeout",
+];
+/// Reasons of `sentinel_connections_rejected_total`.
+pub const REJECT_REASONS: [&str; 3] = ["max_total", "max_listener", "max_per_client"];
+/// Outcomes of `sentinel_upstream_attempts_total`.
+pub const ATTEMPT_OUTCOMES: [&str; 7] = [
+    "success",
+    "connect_error",
+    "connect_timeout",
+    "timeout",
+    "closed",
+    "protocol_error",
+    "status_5xx",
+];
+
+#[derive(Default)]
+struct PoolSeen {
+    targets: HashMap<(String, String), SeenTarget>,
+    upstreams: HashSet<String>,
+}
+
+/// The counters of one target's [`PoolStats`] as last added to the families. The stats
+/// object is kept to notice a target that was replaced (its counters restart at 0).
+struct SeenTarget {
+    stats: Arc<PoolStats>,
+    last: [i64; 5],
+}
+
+fn pool_counters(s: &PoolStats) -> [i64; 5] {
+    [
+        s.connects_ok.load(Ordering::Relaxed),
+        s.connects_error.load(Ordering::Relaxed),
+        s.connects_timeout.load(Ordering::Relaxed),
+        s.reused.load(Ordering::Relaxed),
+        s.exhausted.load(Ordering::Relaxed),
+    ]
 }
 
 impl SentinelMetrics {
@@ -76,6 +171,10 @@ impl SentinelMetrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
+        let windows = Arc::new(window::Windows::default());
+        let summary = window::SummaryCollector::new(windows.clone())
+            .map_err(|e| MetricsError::InvalidName(format!("{SUMMARY_NAME}: {e}")))?;
+        r.register_collector(Box::new(summary))?;
         Ok(SentinelMetrics {
             requests: r.counter_vec(
                 "sentinel_requests_total",
@@ -157,7 +256,206 @@ impl SentinelMetrics {
                 "Entries into the open state.",
                 &["component", "upstream", "target"],
             )?,
+            connections_rejected: r.counter_vec(
+                "sentinel_connections_rejected_total",
+                "Connections closed at accept by a connection cap.",
+                &["listener", "reason"],
+            )?,
+            connections_max: r.int_gauge(
+                "sentinel_connections_max",
+                "Current limits.max-total-connections.",
+            )?,
+            rate_limited: r.counter_vec(
+                "sentinel_rate_limited_total",
+                "Requests answered 429 by a route rate limit.",
+                &["route"],
+            )?,
+            rate_limit_keys: r.int_gauge_vec(
+                "sentinel_rate_limit_keys",
+                "Live rate-limiter keys by route.",
+                &["route"],
+            )?,
+            pool_open: r.int_gauge_vec(
+                "sentinel_connection_pool_open",
+                "Open upstream sockets by upstream.",
+                &["upstream"],
+            )?,
+            pool_in_use: r.int_gauge_vec(
+                "sentinel_connection_pool_in_use",
+                "Held upstream pool slots by upstream.",
+                &["upstream"],
+            )?,
+            pool_idle: r.int_gauge_vec(
+                "sentinel_connection_pool_idle",
+                "Open minus in-use upstream connections by upstream.",
+                &["upstream"],
+            )?,
+            pool_connects: r.counter_vec(
+                "sentinel_connection_pool_connects_total",
+                "New upstream connections by result.",
+                &["upstream", "result"],
+            )?,
+            pool_reused: r.counter_vec(
+                "sentinel_connection_pool_reused_total",
+                "Upstream attempts served on an existing connection.",
+                &["upstream"],
+            )?,
+            pool_exhausted: r.counter_vec(
+                "sentinel_connection_pool_exhausted_total",
+                "Requests answered 503 pool_exhausted.",
+                &["upstream"],
+            )?,
+            open_tunnels: r.int_gauge("sentinel_open_tunnels", "Upgraded connections.")?,
+            memory: r.int_gauge(
+                "sentinel_memory_usage_bytes",
+                "Resident set size, read at scrape.",
+            )?,
+            access_log_dropped: r.counter(
+                "sentinel_access_log_dropped_total",
+                "Access-log lines dropped because the writer queue was full.",
+            )?,
+            log_write_errors: r.counter(
+                "sentinel_log_write_errors_total",
+                "Failed writes to log files.",
+            )?,
+            error_rate: r.gauge(
+                "sentinel_error_rate",
+                "5xx responses / all responses over the last 60 s; 0 when idle.",
+            )?,
+            windows,
+            pool_seen: Mutex::default(),
             metrics,
         })
     }
+
+    /// Records one finished request for the quantile summary and the error rate (the
+    /// counter and histogram are recorded by the caller).
+    pub fn observe_request(&self, route: &str, status: u16, secs: f64) {
+        self.windows.record(route, status, secs);
+    }
+
+    /// Brings the scrape-time values up to date with `snap`: creates the static label
+    /// sets of its routes, listeners, upstreams and targets, syncs the pool families from
+    /// the targets' [`PoolStats`], and sets the memory, limit and error-rate gauges.
+    pub fn refresh(&self, snap: &Snapshot) {
+        let config = &snap.config;
+        let routes = config.routes.iter().map(|r| r.name.as_str());
+        for route in routes.clone().chain([ROUTE_BUILTIN, ROUTE_UNMATCHED]) {
+            self.duration.with_label_values(&[route]);
+            self.retries.with_label_values(&[route]);
+            self.windows.prime(route);
+        }
+        for route in routes {
+            self.rate_limited.with_label_values(&[route]);
+            self.rate_limit_keys.with_label_values(&[route]);
+        }
+        let listeners = config.listeners.iter().map(|l| l.name.as_str());
+        for listener in listeners.chain(["main"]) {
+            self.open_connections.with_label_values(&[listener]);
+            self.connections.with_label_values(&[listener]);
+            for reason in REJECT_REASONS {
+                self.connections_rejected
+                    .with_label_values(&[listener, reason]);
+            }
+            for kind in DOWNSTREAM_KINDS {
+                self.downstream_errors.with_label_values(&[listener, kind]);
+            }
+        }
+        self.connections_max
+            .set(i64::from(config.limits.max_total_connections));
+        self.sync_pools(snap);
+        if let Some(rss) = rss_bytes() {
+            self.memory.set(rss as i64);
+        }
+        self.error_rate.set(self.windows.error_rate());
+    }
+
+    /// Pool gauges are sums over the targets now; counters grow by what each target's
+    /// stats gained since the last scrape, so they stay monotonic when targets come and
+    /// go (a removed target's increments after the last scrape are lost).
+    fn sync_pools(&self, snap: &Snapshot) {
+        let mut seen = self.pool_seen.lock();
+        let mut live_targets = HashSet::new();
+        let mut live_upstreams = HashSet::new();
+        for u in &snap.config.upstreams {
+            let Some(UpstreamRt::Proxy(p)) = snap.upstreams.get(&u.name).map(|u| u.as_ref()) else {
+                continue;
+            };
+            let name = u.name.as_str();
+            let (mut open, mut in_use) = (0i64, 0i64);
+            let mut gained = [0u64; 5];
+            for t in &p.targets {
+                let stats = &t.state.pool_stats;
+                open += stats.open.load(Ordering::Relaxed).max(0);
+                in_use += stats.in_use.load(Ordering::Relaxed).max(0);
+                let key = (u.name.clone(), t.address.clone());
+                let now = pool_counters(stats);
+                let entry = seen
+                    .targets
+                    .entry(key.clone())
+                    .or_insert_with(|| SeenTarget {
+                        stats: stats.clone(),
+                        last: [0; 5],
+                    });
+                if !Arc::ptr_eq(&entry.stats, stats) {
+                    *entry = SeenTarget {
+                        stats: stats.clone(),
+                        last: [0; 5],
+                    };
+                }
+                for ((g, n), l) in gained.iter_mut().zip(now).zip(entry.last.iter_mut()) {
+                    if n > *l {
+                        *g += (n - *l) as u64;
+                        *l = n;
+                    }
+                }
+                live_targets.insert(key);
+            }
+            self.pool_open.with_label_values(&[name]).set(open);
+            self.pool_in_use.with_label_values(&[name]).set(in_use);
+            self.pool_idle
+                .with_label_values(&[name])
+                .set((open - in_use).max(0));
+            let [ok, error, timeout, reused, exhausted] = gained;
+            for (result, n) in [("ok", ok), ("error", error), ("timeout", timeout)] {
+                self.pool_connects
+                    .with_label_values(&[name, result])
+                    .inc_by(n);
+            }
+            self.pool_reused.with_label_values(&[name]).inc_by(reused);
+            self.pool_exhausted
+                .with_label_values(&[name])
+                .inc_by(exhausted);
+            for t in &p.targets {
+                for outcome in ATTEMPT_OUTCOMES {
+                    self.attempts
+                        .with_label_values(&[name, &t.address, outcome]);
+                }
+            }
+            live_upstreams.insert(u.name.clone());
+        }
+        // Series of removed upstreams cannot be deleted from the registry; their gauges
+        // read 0 instead of a stale count.
+        for gone in seen.upstreams.difference(&live_upstreams) {
+            for g in [&self.pool_open, &self.pool_in_use, &self.pool_idle] {
+                g.with_label_values(&[gone]).set(0);
+            }
+        }
+        seen.targets.retain(|k, _| live_targets.contains(k));
+        seen.upstreams = live_upstreams;
+    }
+}
+
+/// Resident set size from /proc/self/statm (pages × page size), if readable.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages.saturating_mul(page_size()))
+}
+
+#[allow(unsafe_code)]
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
 }

@@ -70,6 +70,25 @@ enum Sender {
     H2(http2::SendRequest<UpBody>),
 }
 
+impl Sender {
+    /// Waits until the connection can take a request (at most [`READY_WAIT`]); false when
+    /// it closed instead.
+    async fn ready(&mut self) -> bool {
+        let ready = async {
+            match self {
+                Sender::H1(s) => s.ready().await.is_ok(),
+                Sender::H2(s) => s.ready().await.is_ok(),
+            }
+        };
+        tokio::time::timeout(READY_WAIT, ready)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// How long a reused connection may take to become ready before it is given up.
+pub const READY_WAIT: Duration = Duration::from_millis(200);
+
 struct Idle {
     sender: http1::SendRequest<UpBody>,
     since: Instant,
@@ -163,9 +182,13 @@ impl TargetPool {
             _permit: permit,
             reused,
         };
-        if let Some(s) = self.take_idle() {
-            self.stats.reused.fetch_add(1, Ordering::Relaxed);
-            return Ok(lease(s, true));
+        while let Some(mut s) = self.take_idle() {
+            // A connection just released may still be finishing its last exchange; wait
+            // for it briefly, and drop it if it turns out closed.
+            if s.ready().await {
+                self.stats.reused.fetch_add(1, Ordering::Relaxed);
+                return Ok(lease(s, true));
+            }
         }
         match self.connect(deadline).await {
             Ok(s) => Ok(lease(s, false)),
@@ -188,7 +211,7 @@ impl TargetPool {
         let mut idle = self.idle.lock();
         // Newest last: reuse the warmest connection, drop stale ones on the way.
         while let Some(c) = idle.pop() {
-            if c.since.elapsed() < max_age && c.sender.is_ready() && !c.sender.is_closed() {
+            if c.since.elapsed() < max_age && !c.sender.is_closed() {
                 return Some(Sender::H1(c.sender));
             }
         }
@@ -270,7 +293,7 @@ impl TargetPool {
             // h2c: the shared sender stays in `h2`; this clone just goes.
             return;
         };
-        if self.retired.load(Ordering::Acquire) || !s.is_ready() || s.is_closed() {
+        if self.retired.load(Ordering::Acquire) || s.is_closed() {
             return;
         }
         let mut idle = self.idle.lock();

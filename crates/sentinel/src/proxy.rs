@@ -22,8 +22,10 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use ron_kernel::HealthState;
 
+use crate::access_log::{AccessLog, Record};
 use crate::config::{FailureMode, UpstreamProtocol};
 use crate::errors::ProxyError;
+use crate::finish::{Finish, TrackedBody};
 use crate::forward::{self, X_CORRELATION_ID};
 use crate::health;
 use crate::lb::TargetView;
@@ -50,6 +52,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Metric handles.
     pub metrics: Arc<SentinelMetrics>,
+    /// The access log.
+    pub access_log: Arc<AccessLog>,
 }
 
 impl Shared {
@@ -59,12 +63,18 @@ impl Shared {
         health: Arc<HealthState>,
         metrics: Arc<SentinelMetrics>,
     ) -> Arc<Shared> {
+        let access_log = AccessLog::start(
+            &snapshot.config.logging.access_log,
+            metrics.access_log_dropped.clone(),
+            metrics.log_write_errors.clone(),
+        );
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             health,
             in_flight: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             metrics,
+            access_log,
         })
     }
 }
@@ -86,6 +96,17 @@ struct Outcome {
     error: Option<ProxyError>,
 }
 
+/// What the upstream side of a request did, for the access log.
+#[derive(Default)]
+struct Trace {
+    upstream: Option<String>,
+    target: Option<String>,
+    attempts: u32,
+    upstream_latency_ms: Option<f64>,
+    /// Request body bytes sent upstream, counted as they stream.
+    bytes_in: Arc<AtomicU64>,
+}
+
 /// Handles one request.
 pub async fn handle(
     shared: Arc<Shared>,
@@ -96,6 +117,11 @@ pub async fn handle(
     let corr = forward::correlation_id(req.headers());
     let snap = shared.snapshot.load_full();
     let is_h1 = req.version() < Version::HTTP_2;
+    let record = shared
+        .access_log
+        .enabled()
+        .then(|| access_record(&req, &conn, &corr));
+    let mut trace = Trace::default();
     let (mut resp, outcome) = match reserved(&shared, &req) {
         Some(r) => (
             r,
@@ -104,7 +130,7 @@ pub async fn handle(
                 error: None,
             },
         ),
-        None => dispatch(&shared, &snap, &conn, req, &corr).await,
+        None => dispatch(&shared, &snap, &conn, req, &corr, &mut trace).await,
     };
     if let Some(e) = outcome.error
         && resp.status() == e.status()
@@ -118,14 +144,47 @@ pub async fn handle(
     if is_h1 && shared.draining.load(Ordering::Acquire) {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let m = &shared.metrics;
-    m.requests
-        .with_label_values(&[&outcome.route, resp.status().as_str()])
-        .inc();
-    m.duration
-        .with_label_values(&[&outcome.route])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(resp)
+    tracing::debug!(
+        correlation_id = corr.to_str().unwrap_or_default(),
+        route = %outcome.route,
+        status = resp.status().as_u16(),
+        error = outcome.error.map(ProxyError::code),
+        "request finished"
+    );
+    // Counted, timed and access-logged when the body ends (or the client leaves).
+    let record = record.map(|mut r| {
+        r.route = outcome.route.clone();
+        r.upstream = trace.upstream.clone();
+        r.target = trace.target.clone();
+        r.attempts = trace.attempts;
+        r.upstream_latency_ms = trace.upstream_latency_ms;
+        r.error = outcome.error.map(|e| e.code().to_owned());
+        r
+    });
+    let finish = Finish {
+        shared: shared.clone(),
+        route: outcome.route,
+        started,
+        status: resp.status().as_u16(),
+        record,
+        bytes_in: trace.bytes_in,
+    };
+    Ok(resp.map(|b| TrackedBody::new(b, finish).boxed()))
+}
+
+/// The request half of an access-log line.
+fn access_record(req: &Request<Incoming>, conn: &ConnInfo, corr: &HeaderValue) -> Record {
+    let text = |v: Option<&HeaderValue>| v.and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Record {
+        correlation_id: corr.to_str().unwrap_or_default().to_owned(),
+        client_ip: conn.peer.ip().to_string(),
+        method: req.method().to_string(),
+        host: request_host(req).unwrap_or_default(),
+        path: req.uri().path().to_owned(),
+        protocol: format!("{:?}", req.version()),
+        user_agent: text(req.headers().get(header::USER_AGENT)),
+        ..Record::default()
+    }
 }
 
 /// `/health` and `/ready` on every proxy listener, ahead of routing (SEN-R13).
@@ -181,6 +240,7 @@ async fn dispatch(
     conn: &ConnInfo,
     req: Request<Incoming>,
     corr: &HeaderValue,
+    trace: &mut Trace,
 ) -> (Response<ProxyBody>, Outcome) {
     let limits = &snap.config.limits;
     let unmatched = |e: ProxyError| {
@@ -215,6 +275,18 @@ async fn dispatch(
         route: route_name.clone(),
         error,
     };
+    if let Some(limiter) = snap.limiters.get(&route_name) {
+        let key = limiter.key(conn.peer.ip(), req.headers());
+        if let Err(wait) = limiter.check(&key) {
+            shared
+                .metrics
+                .rate_limited
+                .with_label_values(&[&route_name])
+                .inc();
+            let e = ProxyError::RateLimited(wait);
+            return (e.response(&route_name, corr), outcome(Some(e)));
+        }
+    }
     let Some(upstream) = snap.upstreams.get(&route_cfg.upstream) else {
         // Validation guarantees the reference; a missing one still gets an answer.
         return (
@@ -222,8 +294,12 @@ async fn dispatch(
             outcome(Some(ProxyError::NoHealthyUpstream)),
         );
     };
+    trace.upstream = Some(route_cfg.upstream.clone());
     let resp = match upstream.as_ref() {
-        UpstreamRt::Static(s) => Ok(static_answer(s, req.method() == Method::HEAD)),
+        UpstreamRt::Static(s) => {
+            trace.target = Some("-".into());
+            Ok(static_answer(s, req.method() == Method::HEAD))
+        }
         UpstreamRt::Proxy(p) => {
             let policy = &route_cfg.policies;
             let budget =
@@ -240,9 +316,9 @@ async fn dispatch(
                 host: host.as_deref(),
             };
             if upgrade::is_upgrade(&req) {
-                forward_upgrade(p, req, &plan).await
+                forward_upgrade(p, req, &plan, trace).await
             } else {
-                forward_request(shared, p, req, plan, guard).await
+                forward_request(shared, p, req, plan, guard, trace).await
             }
         }
     };
@@ -411,6 +487,7 @@ async fn forward_request(
     req: Request<Incoming>,
     plan: Plan<'_>,
     guard: InFlight,
+    trace: &mut Trace,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let (parts, body) = req.into_parts();
     let idempotent = matches!(
@@ -425,10 +502,18 @@ async fn forward_request(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim() == "0"));
     let head = upstream_head(&parts, &plan, p.protocol, false);
+    let counted = trace.bytes_in.clone();
     let mut body: Option<UpBody> = Some(if bodiless {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
-        body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+        body.map_frame(move |f| {
+            if let Some(d) = f.data_ref() {
+                counted.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+            f
+        })
+        .map_err(|e| -> BoxError { Box::new(e) })
+        .boxed()
     });
     let attempts = 1 + plan.retries;
     let mut tried: Vec<usize> = Vec::new();
@@ -453,6 +538,9 @@ async fn forward_request(
         };
         tried.push(i);
         let target = &p.targets[i];
+        trace.attempts += 1;
+        trace.target = Some(target.address.clone());
+        let attempt_started = Instant::now();
         let settle = |failed: bool, permit: Option<ron_kernel::breaker::Permit<'_>>| {
             if let Some(permit) = permit {
                 if failed {
@@ -501,6 +589,9 @@ async fn forward_request(
             .deadline
             .min(tokio::time::Instant::now() + Duration::from_secs(p.timeouts.read_secs));
         let sent = tokio::time::timeout_at(read_deadline, lease.send(up)).await;
+        if matches!(sent, Ok(Ok(_))) {
+            trace.upstream_latency_ms = Some(attempt_started.elapsed().as_secs_f64() * 1000.0);
+        }
         let failure = match sent {
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
@@ -577,6 +668,7 @@ async fn forward_upgrade(
     p: &ProxyRt,
     req: Request<Incoming>,
     plan: &Plan<'_>,
+    trace: &mut Trace,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if p.protocol == UpstreamProtocol::H2c {
         return Err(ProxyError::UpgradeNotSupported);
@@ -585,11 +677,20 @@ async fn forward_upgrade(
         return Err(ProxyError::NoHealthyUpstream);
     };
     let target = &p.targets[i];
+    trace.attempts = 1;
+    trace.target = Some(target.address.clone());
     let (parts, body) = req.into_parts();
     let head = upstream_head(&parts, plan, p.protocol, true);
     let req = Request::from_parts(parts, body);
     let connect = Duration::from_secs(p.timeouts.connect_secs);
-    upgrade::forward(target.addr, req, head, connect).await
+    upgrade::forward(
+        target.addr,
+        req,
+        head,
+        connect,
+        plan.metrics.open_tunnels.clone(),
+    )
+    .await
 }
 
 /// The eligible target the policy picks (SEN-R26..R28) and whether it is the failure-mode
@@ -763,7 +864,14 @@ impl http_body::Body for LeaseBody {
                 self.finish(false);
                 Poll::Ready(Some(Err(Box::new(e))))
             }
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Ok(frame))) => {
+                // hyper stops polling once a sized body is complete, so the end is noticed
+                // here rather than waiting for a `None` that may never be asked for.
+                if self.inner.is_end_stream() {
+                    self.finish(true);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

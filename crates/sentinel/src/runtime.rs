@@ -15,13 +15,15 @@ use ron_kernel::config::ReloadOutcome;
 use ron_kernel::logging::{self, LogConfig, LogHandle};
 use ron_kernel::shutdown::{DrainConfig, ShutdownCoordinator};
 use ron_kernel::signals::{self, Hooks};
-use ron_metrics::{Metrics, ServeOptions};
+use ron_metrics::Metrics;
 
+use crate::admin;
 use crate::config::{self, Config, ConfigSource, EnvOverrides, Startup};
 use crate::health::Checkers;
 use crate::listen;
 use crate::metrics::SentinelMetrics;
 use crate::proxy::Shared;
+use crate::signals_ext;
 use crate::snapshot::Snapshot;
 use crate::tls;
 
@@ -79,10 +81,42 @@ pub fn run(startup: Startup) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    ExitCode::from(rt.block_on(serve(startup, log, workers)))
+    let base_filter = level_for(&startup);
+    ExitCode::from(rt.block_on(serve(startup, log, workers, base_filter)))
 }
 
-async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
+/// Replaces the default (fatal) action of SIGHUP, SIGUSR1 and SIGUSR2 before anything
+/// else runs: the handlers tokio installs stay for the life of the process, and the signal
+/// task installed later serves these signals from then on.
+pub fn guard_early_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        for kind in [
+            SignalKind::hangup(),
+            SignalKind::user_defined1(),
+            SignalKind::user_defined2(),
+        ] {
+            let _ = signal(kind);
+        }
+    });
+}
+
+/// The base log filter (SEN-R42): `RUST_LOG` when set at startup, else `logging.level`.
+fn level_for(startup: &Startup) -> String {
+    startup
+        .env
+        .rust_log
+        .clone()
+        .unwrap_or_else(|| startup.config.logging.level.clone())
+}
+
+async fn serve(startup: Startup, log: LogHandle, workers: usize, base_filter: String) -> u8 {
     let health = HealthState::new();
     for key in [ready::CONFIG_LOADED, ready::LISTENERS_BOUND] {
         let _ = health.register(key);
@@ -151,17 +185,33 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
         lock: tokio::sync::Mutex::new(()),
         checkers: parking_lot::Mutex::new(Some(checkers)),
         tls: parking_lot::Mutex::new(Vec::new()),
+        levels: parking_lot::Mutex::new(None),
     });
-    let hooks = Hooks {
-        reload: Some(signals::reload_hook({
-            let st = reload_state.clone();
-            move || {
-                let st = st.clone();
-                async move { st.reload().await }
-            }
-        })),
-        log,
-    };
+    let mut hooks = Hooks::new(log.clone()).with_reload(signals::reload_hook({
+        let st = reload_state.clone();
+        move || {
+            let st = st.clone();
+            async move { st.reload().await }
+        }
+    }));
+    // Sentinel writes its own reload lines; USR1/USR2 have their own meaning (SEN-R42).
+    hooks.log_reloads = false;
+    let levels = Arc::new(signals_ext::Levels::new(log, base_filter));
+    hooks.usr1 = Some(signals::signal_hook({
+        let (levels, shared) = (levels.clone(), shared.clone());
+        move || {
+            let (levels, shared) = (levels.clone(), shared.clone());
+            async move { signals_ext::release_memory(&levels, &shared) }
+        }
+    }));
+    hooks.usr2 = Some(signals::signal_hook({
+        let levels = levels.clone();
+        move || {
+            let levels = levels.clone();
+            async move { levels.restore() }
+        }
+    }));
+    *reload_state.levels.lock() = Some(levels);
     if let Err(e) = signals::install(coord, hooks) {
         tracing::error!(error = %e, "cannot install signal handlers");
         return 1;
@@ -173,11 +223,16 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
             Some(a) => a,
             None => return bind_failed("admin", &config.metrics.address, "invalid address"),
         };
-        let opts = ServeOptions::default().shutdown(coord.token());
-        match metrics.clone().serve_with(addr, health.clone(), opts).await {
-            Ok((task, bound)) => {
+        // SO_REUSEPORT like the proxy listeners, so a rolling restart can bind beside us.
+        match listen::bind_reuseport(addr) {
+            Ok(l) => {
+                let bound = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
                 tracing::info!(listener = "admin", address = %bound, protocol = "http", "listening");
-                tasks.push(task);
+                tasks.push(tokio::spawn(admin::serve(
+                    shared.clone(),
+                    metrics.clone(),
+                    l,
+                )));
             }
             Err(e) => return bind_failed("admin", &config.metrics.address, &e.to_string()),
         }
@@ -236,6 +291,7 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize) -> u8 {
         workers,
         "sentinel-proxy started"
     );
+    tokio::spawn(crate::ratelimit::prune_loop(shared.clone()));
     let mut accept = Vec::new();
     for (l, name, tls) in proxies {
         accept.push(tokio::spawn(listen::serve(
@@ -347,6 +403,8 @@ struct ReloadState {
     checkers: parking_lot::Mutex<Option<Checkers>>,
     /// Certificate handles of the https listeners, by listener name.
     tls: parking_lot::Mutex<Vec<(String, Arc<tls::TlsCerts>)>>,
+    /// The log filter state (reloads apply `logging.level` through it).
+    levels: parking_lot::Mutex<Option<Arc<signals_ext::Levels>>>,
 }
 
 impl ReloadState {
@@ -398,6 +456,14 @@ impl ReloadState {
             {
                 tracing::warn!(listener = %name, error = %e, "certificate reload failed; keeping the old one");
             }
+        }
+        self.shared
+            .access_log
+            .reconfigure(&config.logging.access_log);
+        if self.env.rust_log.is_none()
+            && let Some(levels) = self.levels.lock().as_ref()
+        {
+            levels.set_base(&config.logging.level);
         }
         // Checkers follow the snapshot; target state (thresholds, rings) carries over.
         let checkers = Checkers::start(&next, &self.shared.metrics);

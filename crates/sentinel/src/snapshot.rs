@@ -27,6 +27,7 @@ use crate::health::{self, HealthBook, TargetId};
 use crate::lb::Balancer;
 use crate::metrics::SentinelMetrics;
 use crate::pool::{PoolStats, TargetPool};
+use crate::ratelimit::RouteLimiter;
 use crate::routing::{RouteTable, Shadowed};
 
 /// Mutable per-target state that outlives reloads.
@@ -135,6 +136,8 @@ pub struct Snapshot {
     pub upstreams: HashMap<String, Arc<UpstreamRt>>,
     /// Routes shadowed by an earlier catch-all (logged at load).
     pub shadowed: Vec<Shadowed>,
+    /// Rate limiters by route name (kept across reloads while name and settings match).
+    pub limiters: HashMap<String, Arc<RouteLimiter>>,
 }
 
 impl Snapshot {
@@ -158,12 +161,27 @@ impl Snapshot {
             };
             upstreams.insert(u.name.clone(), Arc::new(rt));
         }
+        let mut limiters = HashMap::new();
+        for r in &config.routes {
+            let Some(rl) = &r.policies.rate_limit else {
+                continue;
+            };
+            let kept = previous
+                .and_then(|p| p.limiters.get(&r.name))
+                .filter(|l| l.cfg == *rl)
+                .cloned();
+            limiters.insert(
+                r.name.clone(),
+                kept.unwrap_or_else(|| Arc::new(RouteLimiter::new(rl))),
+            );
+        }
         let next = Snapshot {
             generation,
             config,
             routes,
             upstreams,
             shadowed,
+            limiters,
         };
         if let Some(prev) = previous {
             retire_dropped(prev, &next);

@@ -48,6 +48,7 @@ pub async fn forward(
     mut down: Request<Incoming>,
     head: http::request::Parts,
     connect: Duration,
+    tunnels: ron_metrics::IntGauge,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let down_upgrade = hyper::upgrade::on(&mut down);
     let stream = match tokio::time::timeout(connect, TcpStream::connect(target)).await {
@@ -86,9 +87,11 @@ pub async fn forward(
             return;
         };
         let (mut up, mut down) = (TokioIo::new(up), TokioIo::new(down));
+        tunnels.inc();
         // Half-closes propagate: copy_bidirectional shuts each write side down when the
         // other side's read side ends.
         let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+        tunnels.dec();
     });
     let (mut parts, _) = resp.into_parts();
     crate::forward::strip_hop_by_hop(&mut parts.headers, true, false);

@@ -96,14 +96,11 @@ pub async fn run(cfg: EdgeConfig, source: ConfigSource, log: LogHandle) -> i32 {
     let app = App::new(cfg.clone(), edge_metrics, health.clone(), filler);
     let reload_app = app.clone();
     let reload_source = source.clone();
-    let hooks = Hooks {
-        reload: Some(signals::reload_hook(move || {
-            let app = reload_app.clone();
-            let source = reload_source.clone();
-            async move { reload(app, source).await }
-        })),
-        log,
-    };
+    let hooks = Hooks::new(log).with_reload(signals::reload_hook(move || {
+        let app = reload_app.clone();
+        let source = reload_source.clone();
+        async move { reload(app, source).await }
+    }));
     if let Err(e) = signals::install(coord, hooks) {
         tracing::error!(event = "startup", error = %e, "cannot install signal handlers");
         return 1;

@@ -101,3 +101,14 @@ impl Proxy {
             .unwrap_or(-1.0)
     }
 }
+
+/// The external tool `name` from PATH. Absent, the calling test skips its part with a
+/// notice, unless `RON_REQUIRE_EXTERNAL_TOOLS` is set, in which case the test fails.
+pub fn external(name: &str) -> Option<PathBuf> {
+    let found = test_support::tool(name);
+    assert!(
+        found.is_some() || std::env::var_os("RON_REQUIRE_EXTERNAL_TOOLS").is_none(),
+        "{name} is required (RON_REQUIRE_EXTERNAL_TOOLS is set)"
+    );
+    found
+}
