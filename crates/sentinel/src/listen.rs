@@ -16,6 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::conncap::Caps;
 use crate::proxy::{self, ConnInfo, Shared};
 
 /// Kernel accept backlog requested (capped by `net.core.somaxconn`).
@@ -46,6 +47,7 @@ pub async fn serve(
     let m = &shared.metrics;
     let open = m.open_connections.with_label_values(&[&name]);
     let accepted = m.connections.with_label_values(&[&name]);
+    let here = Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
         let (stream, peer) = tokio::select! {
             _ = token.draining() => break,
@@ -58,6 +60,28 @@ pub async fn serve(
                 }
             },
         };
+        let caps = {
+            let snap = shared.snapshot.load();
+            Caps {
+                total: u64::from(snap.config.limits.max_total_connections),
+                listener: u64::from(snap.config.server.max_connections),
+                per_client: snap.config.limits.max_connections_per_client,
+            }
+        };
+        let slot = match shared.conns.admit(peer.ip(), &here, caps) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                // Closed at once: dropping the stream sends no bytes.
+                drop(stream);
+                m.connections_rejected
+                    .with_label_values(&[&name, reason])
+                    .inc();
+                if shared.conns.warn_due(reason) {
+                    tracing::warn!(listener = %name, reason, "connection rejected at accept");
+                }
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         accepted.inc();
         open.inc();
@@ -68,6 +92,7 @@ pub async fn serve(
         });
         let (shared, open, tls) = (shared.clone(), open.clone(), tls.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 None => connection(shared, TokioIo::new(stream), info).await,
                 Some(acceptor) => {
@@ -112,6 +137,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(server.client_header_timeout_secs))
         .keep_alive(server.client_keepalive_timeout_secs > 0)
+        .max_headers(limits.max_header_count as usize)
         .max_buf_size(limits.max_header_size_bytes.max(8192) as usize);
     builder
         .http2()

@@ -31,6 +31,7 @@ use crate::health;
 use crate::lb::TargetView;
 use crate::metrics::{ROUTE_BUILTIN, ROUTE_UNMATCHED, SentinelMetrics};
 use crate::pool::{Lease, PoolError, SendError, UpBody};
+use crate::request_body::{Cut, GuardedBody, Verdict};
 use crate::routing::{RequestFacts, bare_host};
 use crate::snapshot::{ProxyRt, Snapshot, StaticRt, TargetState, UpstreamRt};
 use crate::upgrade;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub metrics: Arc<SentinelMetrics>,
     /// The access log.
     pub access_log: Arc<AccessLog>,
+    /// Open downstream connections, for the accept caps.
+    pub conns: Arc<crate::conncap::ConnCounts>,
 }
 
 impl Shared {
@@ -75,6 +78,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             metrics,
             access_log,
+            conns: Arc::default(),
         })
     }
 }
@@ -306,6 +310,8 @@ async fn dispatch(
                 Duration::from_secs(policy.timeout_secs.unwrap_or(p.timeouts.request_secs));
             let plan = Plan {
                 metrics: &shared.metrics,
+                max_body: snap.config.limits.max_body_size_bytes,
+                body_idle: Duration::from_secs(snap.config.server.client_body_timeout_secs),
                 upstream: &route_cfg.upstream,
                 route: &route_name,
                 retries: policy.retries,
@@ -438,6 +444,10 @@ impl Drop for InFlight {
 /// Everything one forwarded request needs besides the upstream.
 struct Plan<'a> {
     metrics: &'a SentinelMetrics,
+    /// `max-body-size-bytes` (0 = unlimited).
+    max_body: u64,
+    /// `client-body-timeout-secs`.
+    body_idle: Duration,
     upstream: &'a str,
     route: &'a str,
     retries: u32,
@@ -502,17 +512,17 @@ async fn forward_request(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim() == "0"));
     let head = upstream_head(&parts, &plan, p.protocol, false);
-    let counted = trace.bytes_in.clone();
+    let verdict = Arc::new(Verdict::default());
     let mut body: Option<UpBody> = Some(if bodiless {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
-        body.map_frame(move |f| {
-            if let Some(d) = f.data_ref() {
-                counted.fetch_add(d.len() as u64, Ordering::Relaxed);
-            }
-            f
-        })
-        .map_err(|e| -> BoxError { Box::new(e) })
+        GuardedBody::new(
+            body,
+            plan.max_body,
+            plan.body_idle,
+            trace.bytes_in.clone(),
+            verdict.clone(),
+        )
         .boxed()
     });
     let attempts = 1 + plan.retries;
@@ -622,6 +632,18 @@ async fn forward_request(
                     guard,
                     parts.method == Method::HEAD,
                 ));
+            }
+            // The client's body was cut off (too large or stalled): the client's fault, not
+            // the target's, and answered as such.
+            Ok(Err(_)) if verdict.cut().is_some() => {
+                state.end();
+                if let Some(p) = permit {
+                    drop(p);
+                }
+                return Err(match verdict.cut() {
+                    Some(Cut::TooLarge) => ProxyError::BodyTooLarge,
+                    _ => ProxyError::RequestTimeout,
+                });
             }
             Ok(Err(SendError::Hyper(e))) if e.is_parse() || e.is_parse_too_large() => {
                 Attempt::ProtocolError
