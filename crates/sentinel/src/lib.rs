@@ -20,8 +20,8 @@
 //! with the admin API and its access control ([`admin`]).
 //! Accept-time connection caps ([`conncap`]) and the bounded, timed request body
 //! ([`request_body`]).
-//! Not yet: the client keep-alive idle and send timeouts (R24), reload-under-load and
-//! rolling-restart tests (T24, T26), the reliability drills (T31), and the benchmark.
+//! Not yet: the client keep-alive idle and send timeouts (R24), the reliability drills
+//! (T31), the h2c-upstream trailers case of T09, and the benchmark.
 //!
 //! Decisions where the spec cannot be met literally or is silent:
 //! - Content-Length together with Transfer-Encoding (T10, "CL before TE → 400"): hyper's

@@ -19,6 +19,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::conncap::Caps;
 use crate::proxy::{self, ConnInfo, Shared};
 
+/// How long an open connection may stay after draining begins before it is closed when
+/// idle (SEN-R39: "idle for ≥ 1 s since draining began").
+pub const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
 /// Kernel accept backlog requested (capped by `net.core.somaxconn`).
 pub const BACKLOG: i32 = 65_535;
 
@@ -166,8 +170,16 @@ where
     let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = token.draining() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            // SEN-R39 step 4: requests still arriving on this connection get answers with
+            // `Connection: close` for a moment; then hyper closes it once idle (HTTP/1) or
+            // sends GOAWAY (HTTP/2).
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = tokio::time::sleep(DRAIN_IDLE_GRACE) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
     };
     if let Err(e) = result {
