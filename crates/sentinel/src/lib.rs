@@ -20,8 +20,8 @@
 //! with the admin API and its access control ([`admin`]).
 //! Accept-time connection caps ([`conncap`]) and the bounded, timed request body
 //! ([`request_body`]).
-//! Not yet: the client keep-alive idle and send timeouts (R24), the reliability drills
-//! (T31), the h2c-upstream trailers case of T09, and the benchmark.
+//! The client send timeout ([`timed_io`]).
+//! Not yet: the benchmark against nginx and HAProxy.
 //!
 //! Decisions where the spec cannot be met literally or is silent:
 //! - Content-Length together with Transfer-Encoding (T10, "CL before TE → 400"): hyper's
@@ -30,6 +30,11 @@
 //!   answer (RFC 9112 §6.3 allows exactly this). The order of the two lines is not visible
 //!   through hyper, so both orders are answered that way; the smuggling defence holds
 //!   because the upstream only ever sees sentinel's own framing and the connection ends.
+//! - Keep-alive idle timeout (SEN-R24): hyper 1.x arms its head-read timer while a kept-alive
+//!   connection waits for its next request, so an idle connection closes after the shorter
+//!   of `client-keepalive-timeout-secs` and `client-header-timeout-secs` (0 keeps its
+//!   meaning: close after each response). With the defaults (75 s and 10 s) idle
+//!   connections therefore close after 10 s, which is stricter, never looser, than asked.
 //! - A request body cut off for size or stall is answered 413 or 408 when the response has
 //!   not started; the target is not blamed (no passive or breaker failure).
 #![warn(missing_docs)]
@@ -55,5 +60,6 @@ pub mod routing;
 pub mod runtime;
 pub mod signals_ext;
 pub mod snapshot;
+pub mod timed_io;
 pub mod tls;
 pub mod upgrade;

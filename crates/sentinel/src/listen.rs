@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::conncap::Caps;
 use crate::proxy::{self, ConnInfo, Shared};
+use crate::timed_io::{SEND_TIMEOUT, TimedIo};
 
 /// How long an open connection may stay after draining begins before it is closed when
 /// idle (SEN-R39: "idle for ≥ 1 s since draining began").
@@ -97,8 +98,16 @@ pub async fn serve(
         let (shared, open, tls) = (shared.clone(), open.clone(), tls.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            let send = Duration::from_secs(
+                shared
+                    .snapshot
+                    .load()
+                    .config
+                    .server
+                    .client_send_timeout_secs,
+            );
             match tls {
-                None => connection(shared, TokioIo::new(stream), info).await,
+                None => connection(shared, TokioIo::new(TimedIo::new(stream, send)), info).await,
                 Some(acceptor) => {
                     let limit = Duration::from_secs(
                         shared
@@ -110,7 +119,9 @@ pub async fn serve(
                     );
                     // The handshake counts against the header timeout (SEN-R24).
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection(shared, TokioIo::new(tls), info).await,
+                        Ok(Ok(tls)) => {
+                            connection(shared, TokioIo::new(TimedIo::new(tls, send)), info).await
+                        }
                         _ => {
                             shared
                                 .metrics
@@ -136,10 +147,17 @@ where
     let server = &snap.config.server;
     let limits = &snap.config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper arms its head timer while a kept-alive connection waits for the next request,
+    // so an idle connection closes after the shorter of the two timeouts (crate docs).
+    let keepalive = server.client_keepalive_timeout_secs;
+    let head_timer = match keepalive {
+        0 => server.client_header_timeout_secs,
+        k => server.client_header_timeout_secs.min(k),
+    };
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(server.client_header_timeout_secs))
+        .header_read_timeout(Duration::from_secs(head_timer))
         .keep_alive(server.client_keepalive_timeout_secs > 0)
         .max_headers(limits.max_header_count as usize)
         .max_buf_size(limits.max_header_size_bytes.max(8192) as usize);
@@ -196,6 +214,16 @@ where
 
 /// `sentinel_downstream_errors_total{kind}` for a connection error, if it is one.
 fn classify(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    // A stalled write to the client, from TimedIo, anywhere in the source chain.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            io.kind() == std::io::ErrorKind::TimedOut && io.to_string() == SEND_TIMEOUT
+        }) {
+            return Some("send_timeout");
+        }
+        cause = c.source();
+    }
     let h = e.downcast_ref::<hyper::Error>()?;
     if h.is_timeout() {
         Some("header_timeout")

@@ -196,3 +196,40 @@ fn built_in_defaults_serve_health_and_no_route_and_env_moves_the_admin_port() {
     drop(svc);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_client_that_stops_reading_is_aborted_and_keepalive_zero_closes_after_each_answer() {
+    let dir = temp_dir("sen-send");
+    let big = "x".repeat(32 << 20);
+    let up = Upstream::start(move |_| (200, big.clone()));
+    let kdl = format!(
+        "server {{\n    listen \"127.0.0.1:0\"\n    client-send-timeout-secs 1\n    client-keepalive-timeout-secs 0\n}}\nmetrics {{\n    address \"127.0.0.1:0\"\n}}\nupstream \"app\" {{\n    targets {{\n        target \"{}\"\n    }}\n}}\nroute \"all\" {{\n    upstream \"app\"\n}}\n",
+        up.addr
+    );
+    let p = Proxy::start(&dir, &kdl, &[], 0);
+    let mut s = TcpStream::connect(p.addr).unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // Read nothing: the proxy's writes stall once the socket buffers are full.
+    let metric = "sentinel_downstream_errors_total{listener=\"main\",kind=\"send_timeout\"";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.metric(metric) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled client was never aborted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(s);
+
+    // keepalive 0: one answer per connection.
+    let mut s = TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 1, "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
