@@ -236,11 +236,20 @@ fn sighup_swaps_routes_and_sigterm_drains_and_removes_the_pid_file() {
         1.0
     );
     assert_eq!(p.metric("sentinel_config_generation"), 2.0);
+    // The running config, as /admin/config renders it, has the new route.
+    let shown = get(p.admin, "/admin/config", &[]);
+    assert_eq!(shown.header("x-config-generation"), Some("2"));
+    assert!(shown.text().contains("route \"new\""), "{}", shown.text());
 
     std::fs::write(&p.config, "server { nope 1 }\n").unwrap();
     p.svc.signal(libc::SIGHUP);
     let failed = p.lines_with("Configuration reload failed", Duration::from_secs(2));
     assert_eq!(failed.len(), 1, "{:?}", p.log);
+    assert!(
+        failed[0].contains(":1:10:"),
+        "the failure names line:col: {}",
+        failed[0]
+    );
     assert_eq!(
         get(p.addr, "/new", &[]).status,
         200,
@@ -249,6 +258,28 @@ fn sighup_swaps_routes_and_sigterm_drains_and_removes_the_pid_file() {
     assert_eq!(
         p.metric("sentinel_config_reloads_total{result=\"failure\"}"),
         1.0
+    );
+
+    // A restart-only key changes: the reload completes and says what needs a restart.
+    let moved = base_kdl(
+        &pid,
+        &upstreams,
+        "route \"new\" {\n    matches {\n        path \"/new\"\n    }\n    upstream \"app\"\n}",
+    )
+    .replace("listen \"127.0.0.1:0\"", "listen \"127.0.0.1:1\"");
+    std::fs::write(&p.config, moved).unwrap();
+    p.svc.signal(libc::SIGHUP);
+    let done = p.lines_with("Configuration reload completed", Duration::from_secs(2));
+    assert_eq!(done.len(), 2, "{:?}", p.log);
+    assert!(
+        done[1].contains("server.listen"),
+        "restart_required: {}",
+        done[1]
+    );
+    assert_eq!(
+        get(p.addr, "/new", &[]).status,
+        200,
+        "the old port keeps serving"
     );
 
     p.svc.signal(libc::SIGTERM);
