@@ -186,3 +186,66 @@ fn the_breaker_opens_after_consecutive_failures_and_closes_after_trial_successes
     assert_eq!(p.metric(trips), 3.0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn flapping_probes_never_flip_health_but_a_full_run_of_failures_does() {
+    // Probe answers come from a script: 200/500 alternating six times (never three
+    // failures in a row), then three 500s, then 200s.
+    let script: Vec<u16> = [200, 500, 200, 500, 200, 500, 500, 500, 500]
+        .into_iter()
+        .chain(std::iter::repeat_n(200, 50))
+        .collect();
+    let n = Arc::new(AtomicUsize::new(0));
+    let c = n.clone();
+    let up = Upstream::start(move |seen| {
+        if seen.target == "/health" {
+            let i = c.fetch_add(1, Ordering::SeqCst);
+            (script.get(i).copied().unwrap_or(200), String::new())
+        } else {
+            (200, "app".into())
+        }
+    });
+    let dir = temp_dir("sen-flap");
+    let body = format!(
+        "upstream \"app\" {{\n    targets {{\n        target \"{}\"\n    }}\n    health-check {{\n        type \"http\" {{\n            path \"/health\"\n        }}\n        interval-secs 1\n        timeout-secs 1\n        healthy-threshold 2\n        unhealthy-threshold 3\n    }}\n}}",
+        up.addr
+    );
+    let mut p = Proxy::start(
+        &dir,
+        &kdl(&body, "route \"all\" {\n    upstream \"app\"\n}"),
+        &[],
+        0,
+    );
+    let health = "sentinel_upstream_health{upstream=\"app\"";
+    wait_for("six flapping probes", Duration::from_secs(10), || {
+        n.load(Ordering::SeqCst) >= 6
+    });
+    assert_eq!(
+        p.metric(health),
+        1.0,
+        "alternating results never flip the state"
+    );
+    assert!(
+        p.lines_with("target health changed", Duration::ZERO)
+            .is_empty()
+    );
+    wait_for("unhealthy", Duration::from_secs(6), || {
+        p.metric(health) == 0.0
+    });
+    let app_hits = || {
+        up.seen
+            .lock()
+            .iter()
+            .filter(|r| r.target != "/health")
+            .count()
+    };
+    let before = app_hits();
+    assert_eq!(get(p.addr, "/x", &[]).status, 503);
+    assert_eq!(app_hits(), before, "no request reaches an unhealthy target");
+    wait_for("healthy again", Duration::from_secs(6), || {
+        p.metric(health) == 1.0
+    });
+    let changes = p.lines_with("target health changed", Duration::from_millis(100));
+    assert_eq!(changes.len(), 2, "down once, up once: {changes:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
