@@ -323,11 +323,21 @@ fn connection_caps_close_at_accept_and_follow_a_reload() {
         &[],
         0,
     );
+    // The launcher's readiness connection must be gone before counting starts.
+    let open = "sentinel_open_connections{listener=\"main\"";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.metric(open) != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle: {}",
+            p.metric(open)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let held: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(p.addr).unwrap())
         .collect();
-    // All ten admitted (and the launcher's readiness connection gone) before the 11th.
-    let open = "sentinel_open_connections{listener=\"main\"";
+    // All ten admitted before the 11th.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while p.metric(open) != 10.0 {
         assert!(
@@ -354,7 +364,15 @@ fn connection_caps_close_at_accept_and_follow_a_reload() {
         1.0
     );
     drop(held);
-    std::thread::sleep(Duration::from_millis(200));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.metric(open) != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "released: {}",
+            p.metric(open)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(get(p.addr, "/x", &[]).status, 200);
 
     // The runbook's prepend: the first occurrence wins, and applies to new accepts.
@@ -365,6 +383,15 @@ fn connection_caps_close_at_accept_and_follow_a_reload() {
             .len(),
         1
     );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.metric(open) != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle: {}",
+            p.metric(open)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let held: Vec<TcpStream> = (0..5)
         .map(|_| TcpStream::connect(p.addr).unwrap())
         .collect();
