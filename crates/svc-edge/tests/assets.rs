@@ -86,19 +86,8 @@ fn b3(bytes: &[u8]) -> String {
     format!("\"b3:{}\"", blake3::hash(bytes).to_hex())
 }
 
-fn metric(e: &Edge, prefix: &str) -> f64 {
-    let text = get(e.metrics, "/metrics", &[]).text();
-    text.lines()
-        .find(|l| {
-            l.starts_with(prefix.split('{').next().unwrap())
-                && prefix
-                    .split('{')
-                    .skip(1)
-                    .all(|p| l.contains(p.trim_end_matches('}')))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1.0)
+fn metric(e: &Edge, series: &str) -> f64 {
+    test_support::scrape(e.metrics, series)
 }
 
 #[test]

@@ -347,6 +347,29 @@ pub fn run_with_stdin(program: &Path, args: &[&str], input: &[u8]) -> (i32, Stri
     )
 }
 
+/// The value of the first sample in Prometheus `text` whose name is `series`' name and
+/// whose line contains every `label="value"` written in `series` (a partial label set such
+/// as `http_requests_total{route="tiles"` is fine); -1 when there is none.
+pub fn sample_value(text: &str, series: &str) -> f64 {
+    let mut parts = series.split('{');
+    let name = parts.next().unwrap_or_default();
+    let labels: Vec<&str> = parts
+        .next()
+        .map(|l| l.trim_end_matches('}').split(',').collect())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// `sample_value` of the `/metrics` page served at `addr`.
+pub fn scrape(addr: SocketAddr, series: &str) -> f64 {
+    sample_value(&get(addr, "/metrics", &[]).text(), series)
+}
+
 /// A fresh private temporary directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -84,21 +84,7 @@ impl Proxy {
     /// Value of the first `/metrics` sample named like `series`, containing every
     /// `label="value"` of it; -1 when absent.
     pub fn metric(&self, series: &str) -> f64 {
-        let text = get(self.admin, "/metrics", &[]).text();
-        let mut parts = series.split('{');
-        let name = parts.next().unwrap_or_default();
-        let labels: Vec<&str> = parts
-            .next()
-            .map(|l| l.trim_end_matches('}').split(',').collect())
-            .unwrap_or_default();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find(|l| {
-                l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|p| l.contains(p))
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1.0)
+        test_support::scrape(self.admin, series)
     }
 }
 

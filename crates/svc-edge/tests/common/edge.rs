@@ -81,21 +81,7 @@ impl Edge {
     /// The value of the first sample whose name is `series`' name and whose line contains
     /// every `label="value"` pair written in `series`; -1 when absent.
     pub fn metric(&self, series: &str) -> f64 {
-        let text = get(self.metrics, "/metrics", &[]).text();
-        let mut parts = series.split('{');
-        let name = parts.next().unwrap_or_default();
-        let labels: Vec<&str> = parts
-            .next()
-            .map(|l| l.trim_end_matches('}').split(',').collect())
-            .unwrap_or_default();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find(|l| {
-                l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|p| l.contains(p))
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1.0)
+        test_support::scrape(self.metrics, series)
     }
 
     /// Reads stdout lines for up to `wait`, appends them to [`Edge::log`], and returns the
