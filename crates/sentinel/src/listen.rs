@@ -96,8 +96,14 @@ pub async fn serve(
             listener: name.clone(),
         });
         let (shared, open, tls) = (shared.clone(), open.clone(), tls.clone());
+        // An open connection is in-flight work for the drain (SEN-R39 step 4): the process
+        // waits until each one has answered with `Connection: close` or idled out, up to
+        // the shutdown deadline, so a keep-alive client never loses a request it is sending
+        // while the old instance exits during a rolling restart.
+        let conn_guard = coord.inflight();
         tokio::spawn(async move {
             let _slot = slot;
+            let _conn_guard = conn_guard;
             let send = Duration::from_secs(
                 shared
                     .snapshot
