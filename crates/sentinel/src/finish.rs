@@ -38,8 +38,9 @@ impl Finish {
         let status = if client_gone { 499 } else { self.status };
         let secs = self.started.elapsed().as_secs_f64();
         let m = &self.shared.metrics;
+        let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
         m.requests
-            .with_label_values(&[&self.route, &status.to_string()])
+            .with_label_values(&[&self.route, code.as_str()])
             .inc();
         m.duration.with_label_values(&[&self.route]).observe(secs);
         m.observe_request(&self.route, status, secs);

@@ -37,34 +37,56 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive (an upgrade request or a
 /// 101 answer). With `keep_te_trailers`, `TE: trailers` survives (h2c upstreams).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_trailers: bool) {
+    // One pass over the names present first: most messages carry none of these (or only
+    // `Connection`), and a removal of an absent name still costs a hashed lookup.
+    let present = headers.keys().any(|k| HOP_BY_HOP.contains(k));
+    if !present {
+        return;
+    }
+    // Headers named in `Connection`; the hop-by-hop ones among them go below anyway, so
+    // only other names are looked up (the usual `keep-alive` costs no allocation).
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    let upgrade = headers.get(header::UPGRADE).cloned();
-    let te_trailers = headers.get_all(header::TE).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        .map(str::trim)
+        .filter(|t| {
+            !t.is_empty()
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| h.as_str().eq_ignore_ascii_case(t))
         })
-    });
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    let upgrade = if keep_upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    let te_trailers = keep_te_trailers
+        && headers.get_all(header::TE).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        });
     for name in named {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
-        }
         headers.remove(&name);
     }
-    for name in &HOP_BY_HOP {
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| HOP_BY_HOP.contains(k))
+        .cloned()
+        .collect();
+    for name in &hop {
         headers.remove(name);
     }
-    if keep_upgrade && let Some(u) = upgrade {
+    if let Some(u) = upgrade {
         headers.insert(header::UPGRADE, u);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    if keep_te_trailers && te_trailers {
+    if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 }
@@ -73,37 +95,51 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
 /// `X-Forwarded-Host` (client values for the last two are replaced, never trusted).
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &HeaderValue,
     https: bool,
     authority: Option<&str>,
 ) {
-    let client = match client {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
     let prior: Vec<String> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::to_owned)
         .collect();
-    let xff = if prior.is_empty() {
-        client.to_string()
+    if prior.is_empty() {
+        headers.insert(X_FORWARDED_FOR, client.clone());
     } else {
-        format!("{}, {client}", prior.join(", "))
-    };
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+        let xff = format!(
+            "{}, {}",
+            prior.join(", "),
+            client.to_str().unwrap_or_default()
+        );
+        headers.remove(&X_FORWARDED_FOR);
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
     }
     headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
-    headers.remove(&X_FORWARDED_HOST);
-    if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
-        headers.insert(X_FORWARDED_HOST, v);
+    match authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+        Some(v) => {
+            headers.insert(X_FORWARDED_HOST, v);
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
     }
+}
+
+/// The `X-Forwarded-For` entry of a client, computed once per connection: IPv4-mapped
+/// addresses are written as IPv4.
+pub fn client_entry(client: IpAddr) -> HeaderValue {
+    let client = match client {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    HeaderValue::from_str(&client.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// The request's correlation id: a valid `X-Correlation-Id` (1–128 of
@@ -182,7 +218,7 @@ mod tests {
             ("x-forwarded-host", "evil"),
         ]);
         let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
-        set_forwarded(&mut h, mapped, false, Some("api.test:8080"));
+        set_forwarded(&mut h, &client_entry(mapped), false, Some("api.test:8080"));
         assert_eq!(h.get("x-forwarded-for").unwrap(), "1.2.3.4, 10.0.0.9");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
         assert_eq!(h.get("x-forwarded-host").unwrap(), "api.test:8080");

@@ -94,6 +94,7 @@ pub async fn serve(
             peer,
             https,
             listener: name.clone(),
+            forwarded_for: crate::forward::client_entry(peer.ip()),
         });
         let (shared, open, tls) = (shared.clone(), open.clone(), tls.clone());
         // An open connection is in-flight work for the drain (SEN-R39 step 4): the process

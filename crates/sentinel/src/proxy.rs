@@ -92,6 +92,8 @@ pub struct ConnInfo {
     pub https: bool,
     /// Listener name (`main` or the configured name).
     pub listener: Arc<str>,
+    /// The client's `X-Forwarded-For` entry, formatted once per connection.
+    pub forwarded_for: HeaderValue,
 }
 
 /// What the access log and metrics need about a finished request.
@@ -376,6 +378,10 @@ fn check_request(req: &Request<Incoming>, max_uri: u64, max_body: u64) -> Result
 
 /// A `.` or `..` segment, literal or percent-encoded in any case, or a NUL (SEN-R14 #6).
 fn has_dot_segment_or_nul(path: &str) -> bool {
+    // The usual path has neither a dot nor an escape: nothing to look at.
+    if !path.bytes().any(|b| b == b'.' || b == b'%' || b == 0) {
+        return false;
+    }
     if path.contains("%00") || path.as_bytes().contains(&0) {
         return true;
     }
@@ -814,7 +820,7 @@ fn upstream_head(
         });
     forward::set_forwarded(
         &mut h,
-        plan.conn.peer.ip(),
+        &plan.conn.forwarded_for,
         plan.conn.https,
         authority.as_deref(),
     );

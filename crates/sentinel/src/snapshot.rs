@@ -63,6 +63,8 @@ pub struct TargetRt {
     breaker_cfg: crate::config::CircuitBreaker,
     /// Metric and log labels.
     pub id: TargetId,
+    /// `sentinel_upstream_attempts_total{…,outcome="success"}`, resolved once.
+    pub attempts_success: ron_metrics::Counter,
 }
 
 impl TargetState {
@@ -285,6 +287,9 @@ fn build_proxy(
                 pool,
                 breaker,
                 breaker_cfg: p.circuit_breaker.clone(),
+                attempts_success: metrics
+                    .attempts
+                    .with_label_values(&[name, &t.address, "success"]),
                 id,
             })
         })
