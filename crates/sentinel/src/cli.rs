@@ -49,6 +49,7 @@ pub fn main() -> ExitCode {
     // First of all, so a SIGHUP/SIGUSR sent right after spawn (during argument parsing or
     // the possibly slow config load: DNS, files) is never fatal (SEN-R22 step 2).
     crate::runtime::guard_early_signals();
+    crate::memory::limit_arenas();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => return usage_error(&e),

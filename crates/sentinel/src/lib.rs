@@ -51,6 +51,7 @@ pub mod forward;
 pub mod health;
 pub mod lb;
 pub mod listen;
+pub mod memory;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

@@ -74,7 +74,7 @@ pub fn release_memory(levels: &Levels, shared: &Shared) {
         .map(|t| t.pool.close_idle(false))
         .sum();
     drop(snapshot);
-    trim_heap();
+    crate::memory::trim_heap();
     let after = crate::metrics::rss_bytes().unwrap_or(0);
     tracing::info!(
         rss_before_bytes = before,
@@ -83,16 +83,3 @@ pub fn release_memory(levels: &Levels, shared: &Shared) {
         "memory released"
     );
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn trim_heap() {
-    // SAFETY: malloc_trim(0) has no preconditions; it only hands free pages at the top of
-    // glibc's heaps back to the kernel and never touches live allocations.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_heap() {}
