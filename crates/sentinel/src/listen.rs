@@ -5,9 +5,11 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,6 +21,18 @@ use tokio_rustls::TlsAcceptor;
 use crate::conncap::Caps;
 use crate::proxy::{self, ConnInfo, Shared};
 use crate::timed_io::{SEND_TIMEOUT, TimedIo};
+
+/// The service error of a request whose handler panicked (the connection is closed).
+#[derive(Debug)]
+pub struct TaskPanicked;
+
+impl std::fmt::Display for TaskPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("task panicked")
+    }
+}
+
+impl std::error::Error for TaskPanicked {}
 
 /// How long an open connection may stay after draining begins before it is closed when
 /// idle (SEN-R39: "idle for ≥ 1 s since draining began").
@@ -182,12 +196,27 @@ where
     let coord = ShutdownCoordinator::global();
     let mut token = coord.token();
     let svc_shared = shared.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let guard = coord.inflight();
-        let fut = proxy::handle(svc_shared.clone(), info.clone(), req);
+        let correlation = crate::forward::correlation_id(req.headers());
+        let shared = svc_shared.clone();
+        let fut = proxy::handle(shared.clone(), info.clone(), req);
         async move {
             let _guard = guard;
-            fut.await
+            // A panic on the request path drops this connection only (hyper closes it when
+            // the service fails); the process and every other connection go on.
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(never)) => match never {},
+                Err(_) => {
+                    shared.metrics.panics.inc();
+                    tracing::error!(
+                        correlation_id = correlation.to_str().unwrap_or_default(),
+                        "task panicked"
+                    );
+                    Err(TaskPanicked)
+                }
+            }
         }
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
