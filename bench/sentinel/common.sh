@@ -211,3 +211,22 @@ oha_errors() {
     TOTAL_SOCKERR=$((TOTAL_SOCKERR + sock))
     echo "  $1: $req responses, non-2xx $non, socket errors $sock $detail"
 }
+
+# parse_quick LAST "$@": the scripts' one option. Sets QUICK=1 for --quick; -h/--help prints
+# the script's header comment (lines 3..LAST); anything else is a usage error.
+parse_quick() {
+    local last="$1"
+    shift
+    QUICK=0
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --quick) QUICK=1 ;;
+            -h | --help)
+                sed -n "3,${last}p" "$0"
+                exit 0
+                ;;
+            *) die "unknown option $1 (expected --quick)" ;;
+        esac
+        shift
+    done
+}

@@ -23,18 +23,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$HERE/common.sh"
 
-QUICK=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) QUICK=1 ;;
-        -h | --help)
-            sed -n '3,20p' "$0"
-            exit 0
-            ;;
-        *) die "unknown option $1 (expected --quick)" ;;
-    esac
-    shift
-done
+parse_quick 20 "$@"
 RATE="${RATE:-2000}"
 DURATION="${DURATION:-30}"
 [ "$QUICK" = 1 ] && DURATION=10

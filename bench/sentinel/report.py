@@ -13,32 +13,20 @@ Usage:
 """
 
 import json
+import os
 import re
-import statistics
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from benchparse import fmt, kv_args, med, ms  # noqa: E402
 
 SERVERS = ("sentinel", "nginx", "haproxy")
 PEERS = ("nginx", "haproxy")
 CPU_BUSY_MIN = 0.90
 
 
-def kv_args(args):
-    out = {}
-    for a in args:
-        k, _, v = a.partition("=")
-        try:
-            out[k] = int(v)
-        except ValueError:
-            try:
-                out[k] = float(v)
-            except ValueError:
-                out[k] = v
-    return out
 
 
-def ms(v):
-    n, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
-    return float(n) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
 def cmd_wrk(path, extra):
@@ -157,13 +145,8 @@ def cmd_show():
         )
 
 
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
-def fmt(v, spec=",.0f"):
-    return "—" if v is None else format(v, spec)
 
 
 def ratio(a, b):

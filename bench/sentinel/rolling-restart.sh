@@ -28,18 +28,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/common.sh"
 trap 'tcp_migrate_restore; bench_cleanup' EXIT
 
-QUICK=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) QUICK=1 ;;
-        -h | --help)
-            sed -n '3,24p' "$0"
-            exit 0
-            ;;
-        *) die "unknown option $1 (expected --quick)" ;;
-    esac
-    shift
-done
+parse_quick 24 "$@"
 RATE="${RATE:-2000}"
 DURATION="${DURATION:-30}"
 RESTARTS="${RESTARTS:-2}"

@@ -18,18 +18,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$HERE/common.sh"
 
-QUICK=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) QUICK=1 ;;
-        -h | --help)
-            sed -n '3,15p' "$0"
-            exit 0
-            ;;
-        *) die "unknown option $1 (expected --quick)" ;;
-    esac
-    shift
-done
+parse_quick 15 "$@"
 
 ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-64}"

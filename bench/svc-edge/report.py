@@ -18,25 +18,15 @@ import json
 import os
 import re
 import signal
-import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from benchparse import fmt, kv_args, med, ms  # noqa: E402
 
 RSS_LIMIT_KIB = 64 * 1024
 
 
-def kv_args(args):
-    out = {}
-    for a in args:
-        k, _, v = a.partition("=")
-        try:
-            out[k] = int(v)
-        except ValueError:
-            try:
-                out[k] = float(v)
-            except ValueError:
-                out[k] = v
-    return out
 
 
 def read_status(pid):
@@ -84,9 +74,6 @@ def cmd_cputicks(pid):
     print(int(fields[11]) + int(fields[12]))
 
 
-def ms(v):
-    n, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
-    return float(n) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
 def size_bytes(v):
@@ -165,13 +152,8 @@ def cmd_show():
         )
 
 
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
 
 
-def fmt(v, spec=",.0f", none="—"):
-    return none if v is None else format(v, spec)
 
 
 def cmd_summary(results, meta_path, rss_path, out, gate):

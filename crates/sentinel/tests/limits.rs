@@ -325,28 +325,12 @@ fn connection_caps_close_at_accept_and_follow_a_reload() {
     );
     // The launcher's readiness connection must be gone before counting starts.
     let open = "sentinel_open_connections{listener=\"main\"";
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while p.metric(open) != 0.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "idle: {}",
-            p.metric(open)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.wait_metric(open, 0.0);
     let held: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(p.addr).unwrap())
         .collect();
     // All ten admitted before the 11th.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while p.metric(open) != 10.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "open connections: {}",
-            p.metric(open)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.wait_metric(open, 10.0);
     let mut extra = TcpStream::connect(p.addr).unwrap();
     extra
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -364,15 +348,7 @@ fn connection_caps_close_at_accept_and_follow_a_reload() {
         1.0
     );
     drop(held);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while p.metric(open) != 0.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "released: {}",
-            p.metric(open)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.wait_metric(open, 0.0);
     assert_eq!(get(p.addr, "/x", &[]).status, 200);
 
     // The runbook's prepend: the first occurrence wins, and applies to new accepts.
@@ -383,27 +359,11 @@ fn connection_caps_close_at_accept_and_follow_a_reload() {
             .len(),
         1
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while p.metric(open) != 0.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "idle: {}",
-            p.metric(open)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.wait_metric(open, 0.0);
     let held: Vec<TcpStream> = (0..5)
         .map(|_| TcpStream::connect(p.addr).unwrap())
         .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while p.metric(open) != 5.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "open connections: {}",
-            p.metric(open)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    p.wait_metric(open, 5.0);
     let mut sixth = TcpStream::connect(p.addr).unwrap();
     sixth
         .set_read_timeout(Some(Duration::from_secs(5)))

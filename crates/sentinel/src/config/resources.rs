@@ -62,8 +62,9 @@ impl Checker<'_> {
         self.errors.push(e);
     }
 
-    /// Reads static bodies and the token file into `config`; rejects the printed token
-    /// placeholder.
+    /// Reads static bodies and the token file into `config`; refuses the redaction marker
+    /// that `--print-config` writes in place of the token, so a printed config cannot run
+    /// with `<redacted>` as its admin token.
     pub(crate) fn read_files(&mut self, config: &mut Config, locs: &Locations) {
         for (i, u) in config.upstreams.iter_mut().enumerate() {
             let UpstreamKind::Static(st) = &mut u.kind else {
@@ -96,7 +97,7 @@ impl Checker<'_> {
             Some(AdminToken::Inline(t)) if *t == REDACTED => self.error(
                 locs.token.as_ref(),
                 "admin > token",
-                format!("{REDACTED:?} is the printed placeholder, not a token; set the real token"),
+                format!("{REDACTED:?} is the redaction marker of --print-config, not a token; set the real token"),
             ),
             _ => {}
         }

@@ -81,6 +81,19 @@ impl Proxy {
             .collect()
     }
 
+    /// Waits up to 5 s for the sample `series` to read `value`.
+    pub fn wait_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.metric(series) != value {
+            assert!(
+                Instant::now() < deadline,
+                "{series} stayed at {} (waiting for {value})",
+                self.metric(series)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Value of the first `/metrics` sample named like `series`, containing every
     /// `label="value"` of it; -1 when absent.
     pub fn metric(&self, series: &str) -> f64 {
