@@ -59,6 +59,10 @@ install_python_deps() {
 step "installing test dependencies"
 # jq and systemd-analyze run the runbooks' log filters and unit checks.
 apt_install curl ca-certificates jq systemd
+# Real PostgreSQL 15 and Redis for the tests: test-support runs their binaries from
+# /usr/lib/postgresql/15/bin and PATH on free loopback ports with scratch data directories.
+# The packaged cluster and services are never used; whether apt starts them is irrelevant.
+apt_install postgresql-15 postgresql-client-15 redis-server redis-tools
 install_prometheus
 install_python_deps
 promtool --version 2>&1 | head -1

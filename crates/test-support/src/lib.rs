@@ -3,9 +3,24 @@
 //! What it is for: starting a real binary (built by cargo for the test) with its listener on
 //! `127.0.0.1:0` and learning the bound address from its JSON start-up log line, sending
 //! raw HTTP/1.1 over TCP or a Unix socket and reading the exact response, finding external
-//! tools (promtool, python3) and skipping with a notice when one is absent.
+//! tools (promtool, python3) and skipping with a notice when one is absent, starting real
+//! PostgreSQL ([`PgServer`]) and Redis ([`RedisServer`]) servers on free loopback ports that
+//! die with the test process.
+//!
+//! Missing external tools: a test skips the part that needs the tool, with a notice on stderr,
+//! unless [`ENV_REQUIRE_EXTERNAL_TOOLS`] is set (scripts/test.sh sets it, having installed
+//! them), in which case it fails.
 //!
 //! What it is not for: production code. Never a fixed port.
+
+#![warn(missing_docs)]
+
+mod daemon;
+mod pg;
+mod redis;
+
+pub use pg::{PG_BIN_DIR, PG_USER, PgServer};
+pub use redis::RedisServer;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -118,7 +133,7 @@ impl Drop for Service {
 
 /// Prefixes of the services' environment knobs; a spawned service never inherits them
 /// from the developer's shell or CI, only what the test passes.
-pub const SERVICE_ENV_PREFIXES: [&str; 2] = ["RON_", "SVC_EDGE_"];
+pub const SERVICE_ENV_PREFIXES: [&str; 4] = ["RON_", "SVC_EDGE_", "SENTINEL_", "RUSTCHAT_"];
 
 /// A command for `bin` with the services' knobs (and `RUST_LOG`) cleared, then `env`
 /// applied, stdin closed.
@@ -294,12 +309,50 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Set (to any value) when a missing external tool must fail the test instead of skipping.
+pub const ENV_REQUIRE_EXTERNAL_TOOLS: &str = "RON_REQUIRE_EXTERNAL_TOOLS";
+
+/// Whether [`ENV_REQUIRE_EXTERNAL_TOOLS`] is set.
+pub fn external_tools_required() -> bool {
+    std::env::var_os(ENV_REQUIRE_EXTERNAL_TOOLS).is_some()
+}
+
+/// The external tool `name` from PATH. Absent, the calling test skips its part with a
+/// notice, unless [`ENV_REQUIRE_EXTERNAL_TOOLS`] is set, in which case the test fails.
+pub fn external(name: &str) -> Option<PathBuf> {
+    let found = tool(name);
+    assert!(
+        found.is_some() || !external_tools_required(),
+        "{name} is required ({ENV_REQUIRE_EXTERNAL_TOOLS} is set)"
+    );
+    found
+}
+
+/// `None` after a "skipping: <what> not installed" notice naming the Debian `packages`, or a
+/// panic saying the same when [`ENV_REQUIRE_EXTERNAL_TOOLS`] is set.
+pub(crate) fn not_installed<T>(what: &str, packages: &str) -> Option<T> {
+    assert!(
+        !external_tools_required(),
+        "{what} is required ({ENV_REQUIRE_EXTERNAL_TOOLS} is set) but not installed; \
+         install the Debian packages {packages} (scripts/test.sh does)"
+    );
+    eprintln!(
+        "skipping: {what} not installed (Debian packages {packages}; scripts/test.sh installs them)"
+    );
+    None
+}
+
+/// The first regular file `name` in a PATH directory, silently.
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// The path of an external tool, or `None` after printing a skip notice.
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let found = std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file());
+    let found = find_on_path(name);
     if found.is_none() {
         eprintln!(
             "notice: {name} not found on PATH; skipping the part of this test that needs it (scripts/test.sh installs it)"

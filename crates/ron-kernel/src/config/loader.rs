@@ -17,9 +17,16 @@ use super::error::{ConfigError, ConfigErrorKind, ConfigProblem};
 use super::formats::read_file;
 use super::tree::{Node, Source, Value};
 
+/// Decides whether an environment variable `(name, value)` is skipped before it is read.
+type IgnoreEnv = Box<dyn Fn(&str, &str) -> bool + Send + Sync>;
+/// Accepts or rejects (with a reason) the key a prefixed variable `(name, key)` maps to.
+type CheckEnvKey = Box<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
+
 /// Builds a `T` from layered sources; cheap to keep around and re-run on reload.
 pub struct ConfigLoader<T> {
     rules: EnvRules,
+    ignore_env: Vec<IgnoreEnv>,
+    check_env_key: Option<CheckEnvKey>,
     defaults: Option<Result<Node, String>>,
     files: Vec<PathBuf>,
     dotenv: Vec<PathBuf>,
@@ -36,6 +43,7 @@ pub struct Loaded<T> {
     /// The validated configuration.
     pub value: T,
     pub(crate) tree: Node,
+    pub(crate) ignored_env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +66,8 @@ impl<T> ConfigLoader<T> {
     pub fn new(prefix: &str) -> Self {
         Self {
             rules: EnvRules::new(prefix),
+            ignore_env: Vec::new(),
+            check_env_key: None,
             defaults: None,
             files: Vec::new(),
             dotenv: Vec::new(),
@@ -149,7 +159,33 @@ impl<T> ConfigLoader<T> {
         self
     }
 
-    /// Values at `key_path` (and below) print as `<redacted>` in errors and diffs.
+    /// Variables (from the environment or a dotenv file) for which `ignore(name, value)`
+    /// is true are skipped before anything else looks at them, aliases included; their
+    /// names are listed by [`Loaded::ignored_env`]. For variables that share the prefix
+    /// but belong to someone else and cannot be told apart by a prefix alone (Kubernetes
+    /// service links such as `APP_PORT=tcp://10.0.0.1:80`).
+    pub fn ignore_env(
+        mut self,
+        ignore: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.ignore_env.push(Box::new(ignore));
+        self
+    }
+
+    /// Checks the key every prefixed variable maps to (aliases are always accepted):
+    /// `check(name, key)` returning `Err(why)` makes the variable an unknown-key problem
+    /// reported together with every other layer problem, instead of the first serde error
+    /// about an unknown field. `why` can suggest the intended spelling.
+    pub fn check_env_key(
+        mut self,
+        check: impl Fn(&str, &str) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.check_env_key = Some(Box::new(check));
+        self
+    }
+
+    /// Values at `key_path` (and below) print as `<redacted>` in errors and diffs. A `*`
+    /// segment matches any one key (`providers.*.secret`).
     pub fn secret(mut self, key_path: impl Into<String>) -> Self {
         self.secrets.push(key_path.into());
         self
@@ -168,7 +204,7 @@ impl<T> ConfigLoader<T> {
 
     /// Whether `key` is, or is inside, a key declared secret.
     pub(crate) fn is_secret(&self, key: &str) -> bool {
-        self.secrets.iter().any(|s| within(key, s))
+        self.secrets.iter().any(|s| within_pattern(key, s))
     }
 
     /// The class of the most specific declaration covering `key`.
@@ -187,10 +223,14 @@ impl<T> ConfigLoader<T> {
     where
         T: DeserializeOwned + Validate,
     {
-        let tree = self.merged_tree()?;
+        let (tree, ignored_env) = self.merged_tree()?;
         let value: T = serde_path_to_error::deserialize(NodeDe(&tree))
             .map_err(|e| ConfigError::from(self.type_problem(e)))?;
-        let loaded = Loaded { value, tree };
+        let loaded = Loaded {
+            value,
+            tree,
+            ignored_env,
+        };
         match self.validation_error(&loaded.tree, loaded.value.validate()) {
             Some(err) => Err(err),
             None => Ok(loaded),
@@ -216,8 +256,9 @@ impl<T> ConfigLoader<T> {
         ConfigError::from_problems(problems)
     }
 
-    fn merged_tree(&self) -> Result<Node, ConfigError> {
+    fn merged_tree(&self) -> Result<(Node, Vec<String>), ConfigError> {
         let mut problems = Vec::new();
+        let mut ignored = Vec::new();
         let mut tree = match &self.defaults {
             Some(Ok(node)) => node.clone(),
             Some(Err(why)) => {
@@ -239,20 +280,21 @@ impl<T> ConfigLoader<T> {
             }
         }
         let env = self.environment();
-        let dotenv = self.dotenv_leaves(&env, &mut problems);
+        let dotenv = self.dotenv_leaves(&env, &mut problems, &mut ignored);
         tree.merge(self.leaves_to_tree(dotenv, &mut problems));
         if self.env.is_some() {
             let leaves = self.env_leaves(
                 env.into_iter()
                     .map(|(var, value)| (var.clone(), value, Source::Env { var, dotenv: None })),
                 &mut problems,
+                &mut ignored,
             );
             tree.merge(self.leaves_to_tree(leaves, &mut problems));
         }
         tree.merge(self.leaves_to_tree(self.cli.clone(), &mut problems));
         match ConfigError::from_problems(problems) {
             Some(err) => Err(err),
-            None => Ok(tree),
+            None => Ok((tree, ignored)),
         }
     }
 
@@ -277,6 +319,7 @@ impl<T> ConfigLoader<T> {
         &self,
         env: &[(String, String)],
         problems: &mut Vec<ConfigProblem>,
+        ignored: &mut Vec<String>,
     ) -> Vec<Leaf> {
         let mut vars = Vec::new();
         for path in &self.dotenv {
@@ -311,13 +354,14 @@ impl<T> ConfigLoader<T> {
                 Err(e) => problems.extend(e.problems().iter().cloned()),
             }
         }
-        self.env_leaves(vars.into_iter(), problems)
+        self.env_leaves(vars.into_iter(), problems, ignored)
     }
 
     fn env_leaves(
         &self,
         vars: impl Iterator<Item = (String, String, Source)>,
         problems: &mut Vec<ConfigProblem>,
+        ignored: &mut Vec<String>,
     ) -> Vec<Leaf> {
         let mut leaves = Vec::new();
         for (var, raw, source) in vars {
@@ -325,6 +369,11 @@ impl<T> ConfigLoader<T> {
             if raw.is_empty() {
                 continue;
             }
+            if self.ignore_env.iter().any(|ignore| ignore(&var, &raw)) {
+                ignored.push(var);
+                continue;
+            }
+            let is_alias = self.rules.aliases.iter().any(|(alias, _)| *alias == var);
             match self.rules.classify(&var) {
                 EnvKey::Ignore => {}
                 EnvKey::Malformed => problems.push(self.problem(
@@ -337,7 +386,28 @@ impl<T> ConfigLoader<T> {
                         self.rules.prefix, self.rules.prefix
                     ),
                 )),
-                EnvKey::Key(key) => leaves.push(Leaf { key, raw, source }),
+                EnvKey::Key(key) => match &self.check_env_key {
+                    Some(check) if !is_alias => match check(&var, &key) {
+                        Ok(()) => leaves.push(Leaf { key, raw, source }),
+                        Err(why) => {
+                            // Redacted by the key it maps to: a misspelt secret stays secret
+                            // as long as its key still lies under a secret path.
+                            let problem = ConfigProblem::new(
+                                ConfigErrorKind::UnknownKey,
+                                var,
+                                Some(raw),
+                                source.to_string(),
+                                why,
+                            );
+                            problems.push(if self.is_secret(&key) {
+                                problem.redacted()
+                            } else {
+                                problem
+                            });
+                        }
+                    },
+                    _ => leaves.push(Leaf { key, raw, source }),
+                },
             }
         }
         leaves
@@ -431,6 +501,11 @@ impl<T> Loaded<T> {
         self.tree.get(key_path).map(|n| n.source.to_string())
     }
 
+    /// Variables skipped by [`ConfigLoader::ignore_env`], in the order seen (dotenv first).
+    pub fn ignored_env(&self) -> &[String] {
+        &self.ignored_env
+    }
+
     /// The configuration value.
     pub fn into_inner(self) -> T {
         self.value
@@ -463,6 +538,17 @@ pub(crate) fn within(key: &str, path: &str) -> bool {
         || key
             .strip_prefix(path)
             .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// Like [`within`], where a `*` segment of `pattern` matches any one key.
+fn within_pattern(key: &str, pattern: &str) -> bool {
+    if !pattern.split('.').any(|p| p == "*") {
+        return within(key, pattern);
+    }
+    let mut keys = key.split('.');
+    pattern
+        .split('.')
+        .all(|p| keys.next().is_some_and(|k| p == "*" || p == k))
 }
 
 fn render_path(path: &serde_path_to_error::Path) -> String {
@@ -604,6 +690,55 @@ mod tests {
     fn malformed_prefixed_variable_is_an_unknown_key() {
         let err = loader().env_from([("APP_", "1")]).load().unwrap_err();
         assert_eq!(err.kind(), ConfigErrorKind::UnknownKey);
+    }
+
+    #[test]
+    fn ignored_variables_are_skipped_before_aliases_and_listed() {
+        let loaded = loader()
+            .env_alias("APP_LINK", "port")
+            .ignore_env(|name, value| name == "APP_LINK" && value.starts_with("tcp://"))
+            .env_from([("APP_LINK", "tcp://10.0.0.1:80"), ("APP_PORT", "8")])
+            .load()
+            .unwrap();
+        assert_eq!(loaded.value.port, 8);
+        assert_eq!(loaded.ignored_env(), ["APP_LINK"]);
+    }
+
+    #[test]
+    fn rejected_env_keys_are_reported_all_at_once_naming_the_variable() {
+        let err = loader()
+            .env_alias("APP_DB_POOL", "db.pool")
+            .check_env_key(|_, key| match key {
+                "port" | "db.pool" => Ok(()),
+                _ => Err(format!("no key {key}")),
+            })
+            .env_from([
+                ("APP_PROT", "1"),
+                ("APP_DB__POLL", "2"),
+                ("APP_DB_POOL", "3"),
+            ])
+            .load()
+            .unwrap_err();
+        let problems = err.problems();
+        assert_eq!(problems.len(), 2, "{err}");
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.kind == ConfigErrorKind::UnknownKey)
+        );
+        assert_eq!(problems[0].key, "APP_DB__POLL");
+        assert_eq!(problems[0].why, "no key db.poll");
+        assert_eq!(problems[1].key, "APP_PROT");
+    }
+
+    #[test]
+    fn secret_patterns_match_any_one_segment() {
+        let l = loader().secret("db.*.token");
+        assert!(l.is_secret("db.a.token"));
+        assert!(l.is_secret("db.b.token.x"));
+        assert!(!l.is_secret("db.a.name"));
+        assert!(!l.is_secret("db.a"));
+        assert!(l.is_secret("db.password"));
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! HTTP routing: one function assembles the listener's stack, top to bottom (CHAT-R6).
+//!
+//! Layers, outermost first: correlation id (`X-Request-Id` kept when it matches
+//! `[A-Za-z0-9._-]{1,64}`, else generated; echoed), security headers, then per route the
+//! request observer (metrics by matched route template, `request completed` log line).
+//! Unknown paths are 404 JSON; known paths with another method 405 JSON.
+
+pub mod json;
+pub mod render;
+pub mod v1;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use ron_kernel::{CorrIdConfig, CorrIdLayer};
+
+use crate::error::ApiError;
+use crate::health::{self, Readiness};
+use crate::metrics::{ChatMetrics, ROUTE_UNMATCHED};
+use crate::state::AppState;
+
+/// Header carrying the correlation id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What the observer needs; shared by the boot and the serving router.
+#[derive(Clone)]
+pub struct Observe {
+    /// Metric families.
+    pub metrics: Arc<ChatMetrics>,
+    /// `log.slow_request_ms`.
+    pub slow_ms: u64,
+    /// `log.access=all`.
+    pub log_all: bool,
+}
+
+/// Health and metrics routes, available from the first second (before the database).
+pub fn health_routes(readiness: Arc<Readiness>, metrics: Arc<ChatMetrics>) -> Router {
+    let probes = Router::new()
+        .route("/api/v1/health/live", get(health::live))
+        .route("/healthz", get(health::live))
+        .route("/api/v1/health/ready", get(health::ready))
+        .route("/readyz", get(health::ready))
+        .with_state(readiness.clone());
+    let m = Router::new()
+        .route("/api/v1/health/metrics", get(metrics_text))
+        .route("/api/v1/health/stats", get(stats))
+        .with_state((metrics, readiness));
+    probes.merge(m)
+}
+
+async fn metrics_text(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Response {
+    if let Some(store) = r.store.lock().clone() {
+        crate::server::record_pool(&m, &store);
+    }
+    let mut out = Vec::with_capacity(16 * 1024);
+    m.metrics
+        .encode(None, ron_metrics::Format::Text004, &mut out);
+    (
+        [(header::CONTENT_TYPE, ron_metrics::CONTENT_TYPE_TEXT)],
+        out,
+    )
+        .into_response()
+}
+
+async fn stats(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Response {
+    let saturation = r
+        .store
+        .lock()
+        .clone()
+        .map(|s| crate::server::saturation_now(&s))
+        .unwrap_or(0.0);
+    axum::Json(serde_json::json!({
+        "websocket_connections": m.ws_active.get(),
+        "active_users": m.active_users.get(),
+        "db_pool_saturation": saturation,
+        "circuit_breakers": {"database": "closed"},
+        "node_id": m.metrics.base_labels().instance,
+        "cluster_nodes": m.cluster_nodes.get(),
+    }))
+    .into_response()
+}
+
+/// The serving router: health, native API, fallbacks, all observed.
+pub fn router(st: AppState, readiness: Arc<Readiness>, obs: Observe) -> Router {
+    let api = v1::routes()
+        .with_state(st.clone())
+        .merge(health_routes(readiness, st.metrics.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    finish(api, obs)
+}
+
+/// The boot router: health and metrics; everything else 503 until the database is ready.
+pub fn boot_router(readiness: Arc<Readiness>, obs: Observe) -> Router {
+    let r = health_routes(readiness, obs.metrics.clone()).fallback(starting);
+    finish(r, obs)
+}
+
+fn finish(r: Router, obs: Observe) -> Router {
+    let corr = CorrIdConfig {
+        header: HeaderName::from_static(REQUEST_ID_HEADER),
+        punct: "._-",
+        ..CorrIdConfig::default()
+    };
+    r.layer(middleware::from_fn_with_state(obs, observe))
+        .layer(middleware::from_fn(security_headers))
+        .layer(CorrIdLayer::new(corr))
+}
+
+async fn starting() -> ApiError {
+    ApiError::unavailable("starting: database not ready", health::READY_RETRY_AFTER)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let native = req.uri().path().starts_with("/api/v1/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if native && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Counts and times every response by matched route template and logs `request completed`
+/// (INFO when status >= 400 or slow, DEBUG otherwise, INFO always with `log.access=all`).
+async fn observe(State(obs): State<Observe>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| ROUTE_UNMATCHED.to_string());
+    let resp = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    let mut buf = itoa::Buffer::new();
+    let m = &obs.metrics;
+    m.http_requests
+        .with_label_values(&[method.as_str(), &route, buf.format(status)])
+        .inc();
+    m.http_duration
+        .with_label_values(&[method.as_str(), &route])
+        .observe(elapsed.as_secs_f64());
+    let latency_ms = elapsed.as_millis() as u64;
+    if obs.log_all || status >= 400 || latency_ms >= obs.slow_ms {
+        tracing::info!(method = %method, route = %route, status, latency_ms, "request completed");
+    } else {
+        tracing::debug!(method = %method, route = %route, status, latency_ms, "request completed");
+    }
+    resp
+}

@@ -1,0 +1,73 @@
+//! The native API `/api/v1` (CHAT-R7).
+
+pub mod auth;
+pub mod channels;
+pub mod posts;
+pub mod teams;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use crate::state::AppState;
+
+/// Every native route (health routes are mounted separately, before the database is up).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/register", post(auth::register))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/auth/sessions", get(auth::sessions))
+        .route(
+            "/api/v1/auth/sessions/{id}",
+            axum::routing::delete(auth::delete_session),
+        )
+        .route("/api/v1/users/me/unreads", get(posts::unreads))
+        .route("/api/v1/teams", get(teams::list).post(teams::create))
+        .route("/api/v1/teams/{id}", get(teams::get).patch(teams::patch))
+        .route("/api/v1/teams/{id}/join", post(teams::join))
+        .route(
+            "/api/v1/teams/{id}/members",
+            get(teams::members).post(teams::add_member),
+        )
+        .route(
+            "/api/v1/teams/{id}/members/{uid}",
+            axum::routing::delete(teams::remove_member),
+        )
+        .route(
+            "/api/v1/teams/{id}/channels",
+            get(channels::list).post(channels::create),
+        )
+        .route("/api/v1/channels/direct", post(channels::direct))
+        .route("/api/v1/channels/group", post(channels::group))
+        .route(
+            "/api/v1/channels/{id}",
+            get(channels::get)
+                .patch(channels::patch)
+                .delete(channels::archive),
+        )
+        .route("/api/v1/channels/{id}/join", post(channels::join))
+        .route(
+            "/api/v1/channels/{id}/members",
+            get(channels::members).post(channels::add_member),
+        )
+        .route(
+            "/api/v1/channels/{id}/members/{uid}",
+            axum::routing::delete(channels::remove_member),
+        )
+        .route("/api/v1/channels/{id}/view", post(channels::view))
+        .route(
+            "/api/v1/channels/{id}/posts",
+            get(posts::list).post(posts::create),
+        )
+        .route(
+            "/api/v1/posts/{id}",
+            get(posts::get).patch(posts::edit).delete(posts::delete),
+        )
+        .route("/api/v1/posts/{id}/thread", get(posts::thread))
+        .route("/api/v1/posts/{id}/reactions", get(posts::reactions))
+        .route(
+            "/api/v1/posts/{id}/reactions/{emoji}",
+            put(posts::add_reaction).delete(posts::remove_reaction),
+        )
+}

@@ -1,0 +1,206 @@
+//! Health routes (CHAT-R8, R28): `/api/v1/health/live|ready|metrics|stats`, also served as
+//! `/healthz` and `/readyz`. Unauthenticated and not rate-limited.
+//!
+//! Readiness is computed from cached checks (database 1 s, disk 10 s) so a probe storm
+//! cannot load the database. Fatal keys (503 + `Retry-After`): `database`, `migrations`,
+//! `disk`, `shutting_down`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::store::{Backend, Store};
+
+/// How long a database check result is reused.
+pub const DB_CHECK_TTL: Duration = Duration::from_secs(1);
+/// How long a disk check result is reused.
+pub const DISK_CHECK_TTL: Duration = Duration::from_secs(10);
+/// Budget of the database ping.
+pub const DB_PING_BUDGET: Duration = Duration::from_millis(1000);
+/// `Retry-After` on a not-ready answer.
+pub const READY_RETRY_AFTER: u32 = 5;
+
+/// Readiness inputs shared by the boot phase and the serving phase.
+pub struct Readiness {
+    /// Backend in use (for `checks.database.backend`).
+    pub backend: Backend,
+    /// The database once connected.
+    pub store: Mutex<Option<Store>>,
+    /// Migrations applied and pending, once known.
+    pub migrations: Mutex<Option<(usize, usize)>>,
+    /// Set on SIGTERM.
+    pub shutting_down: AtomicBool,
+    /// Where disk space is checked.
+    pub data_dir: PathBuf,
+    /// Below this many free bytes the disk is `low` (fatal).
+    pub min_free_bytes: u64,
+    /// Process start.
+    pub started: Instant,
+    since: Mutex<(bool, time::OffsetDateTime)>,
+    db_cache: Mutex<Option<(Instant, Value, bool)>>,
+    disk_cache: Mutex<Option<(Instant, Value, bool)>>,
+}
+
+impl Readiness {
+    /// A not-yet-ready state.
+    pub fn new(backend: Backend, data_dir: PathBuf, min_free_mb: u32) -> Arc<Self> {
+        Arc::new(Readiness {
+            backend,
+            store: Mutex::new(None),
+            migrations: Mutex::new(None),
+            shutting_down: AtomicBool::new(false),
+            data_dir,
+            min_free_bytes: u64::from(min_free_mb) * 1024 * 1024,
+            started: Instant::now(),
+            since: Mutex::new((false, time::OffsetDateTime::now_utc())),
+            db_cache: Mutex::new(None),
+            disk_cache: Mutex::new(None),
+        })
+    }
+
+    async fn db_check(&self) -> (Value, bool) {
+        if let Some((at, v, ok)) = self.db_cache.lock().as_ref()
+            && at.elapsed() < DB_CHECK_TTL
+        {
+            return (v.clone(), *ok);
+        }
+        let store = self.store.lock().clone();
+        let (v, ok) = match store {
+            None => (
+                json!({"status": "down", "backend": self.backend.as_str(), "error": "not connected"}),
+                false,
+            ),
+            Some(s) => {
+                let t = Instant::now();
+                match s.ping(DB_PING_BUDGET).await {
+                    Ok(()) => (
+                        json!({"status": "ok", "backend": self.backend.as_str(),
+                               "latency_ms": t.elapsed().as_millis() as u64}),
+                        true,
+                    ),
+                    Err(e) => (
+                        json!({"status": "down", "backend": self.backend.as_str(),
+                               "latency_ms": t.elapsed().as_millis() as u64, "error": e.to_string()}),
+                        false,
+                    ),
+                }
+            }
+        };
+        *self.db_cache.lock() = Some((Instant::now(), v.clone(), ok));
+        (v, ok)
+    }
+
+    fn disk_check(&self) -> (Value, bool) {
+        if let Some((at, v, ok)) = self.disk_cache.lock().as_ref()
+            && at.elapsed() < DISK_CHECK_TTL
+        {
+            return (v.clone(), *ok);
+        }
+        let (v, ok) = match rustix::fs::statvfs(&self.data_dir) {
+            Ok(s) => {
+                let free = s.f_bavail.saturating_mul(s.f_frsize);
+                let writable = probe_writable(&self.data_dir);
+                if !writable {
+                    (json!({"status": "unwritable", "free_bytes": free}), false)
+                } else if free < self.min_free_bytes {
+                    (json!({"status": "low", "free_bytes": free}), false)
+                } else {
+                    (json!({"status": "ok", "free_bytes": free}), true)
+                }
+            }
+            Err(_) => (json!({"status": "unwritable", "free_bytes": 0}), false),
+        };
+        *self.disk_cache.lock() = Some((Instant::now(), v.clone(), ok));
+        (v, ok)
+    }
+
+    /// The readiness body and whether it is ready.
+    pub async fn report(&self) -> (Value, bool) {
+        let mut missing: Vec<&str> = Vec::new();
+        let (db, db_ok) = self.db_check().await;
+        if !db_ok {
+            missing.push("database");
+        }
+        let migrations = *self.migrations.lock();
+        let mig = match migrations {
+            Some((applied, pending)) => {
+                if pending > 0 {
+                    missing.push("migrations");
+                }
+                json!({"status": if pending == 0 {"ok"} else {"pending"}, "applied": applied, "pending": pending})
+            }
+            None => {
+                missing.push("migrations");
+                json!({"status": "pending", "applied": 0, "pending": crate::store::migrate::shipped(self.backend)})
+            }
+        };
+        let (disk, disk_ok) = self.disk_check();
+        if !disk_ok {
+            missing.push("disk");
+        }
+        if self.shutting_down.load(Ordering::Acquire) {
+            missing.push("shutting_down");
+        }
+        let ready = missing.is_empty();
+        let since = {
+            let mut s = self.since.lock();
+            if s.0 != ready {
+                *s = (ready, time::OffsetDateTime::now_utc());
+            }
+            s.1.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let body = json!({
+            "status": if ready {"ok"} else {"unavailable"},
+            "degraded": !ready,
+            "missing": missing,
+            "retry_after": if ready {0} else {READY_RETRY_AFTER},
+            "since": since,
+            "warnings": [],
+            "checks": {
+                "database": db,
+                "migrations": mig,
+                "redis": {"status": "disabled"},
+                "disk": disk,
+            },
+        });
+        (body, ready)
+    }
+}
+
+fn probe_writable(dir: &std::path::Path) -> bool {
+    let p = dir.join(".rustchat-write-probe");
+    let ok = std::fs::write(&p, b"ok").is_ok();
+    let _ = std::fs::remove_file(&p);
+    ok
+}
+
+/// `GET /api/v1/health/live`.
+pub async fn live(State(r): State<Arc<Readiness>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": r.started.elapsed().as_secs(),
+    }))
+}
+
+/// `GET /api/v1/health/ready`: 200, or 503 + `Retry-After` with the same body shape.
+pub async fn ready(State(r): State<Arc<Readiness>>) -> Response {
+    let (body, ok) = r.report().await;
+    if ok {
+        Json(body).into_response()
+    } else {
+        let mut resp = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(READY_RETRY_AFTER));
+        resp
+    }
+}

@@ -1,0 +1,56 @@
+//! The shared application state handed to every handler.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::auth::extract::SessionCache;
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::metrics::ChatMetrics;
+use crate::store::Store;
+
+/// Cheap-to-clone handle on [`Inner`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+/// Everything a request may need.
+pub struct Inner {
+    /// The live configuration (reloadable keys swap on SIGHUP).
+    pub config: ArcSwap<Config>,
+    /// The database.
+    pub store: Store,
+    /// Session JWT keys (from `jwt_secret`, or ephemeral in development).
+    pub jwt: JwtKeys,
+    /// Verified sessions cached on this node.
+    pub sessions: SessionCache,
+    /// Metric families.
+    pub metrics: Arc<ChatMetrics>,
+    /// This node's id (`cluster.node_id`).
+    pub node_id: String,
+    /// Process start, for `uptime_seconds`.
+    pub started: Instant,
+    /// Set when SIGTERM arrives: `/ready` answers 503 `shutting_down` from then on.
+    pub shutting_down: AtomicBool,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// The JWT keys.
+    pub fn jwt(&self) -> &JwtKeys {
+        &self.jwt
+    }
+    /// The current configuration.
+    pub fn cfg(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+}

@@ -1,0 +1,269 @@
+//! Rows as the database holds them. The API layers turn these into native or Mattermost
+//! JSON; nothing here is serialised directly, so no column can leak by accident.
+
+use sqlx::FromRow;
+
+/// Role of an account across the server.
+pub const ROLE_SYSTEM_ADMIN: &str = "system_admin";
+/// Ordinary role (accounts and team/channel memberships).
+pub const ROLE_MEMBER: &str = "member";
+/// Team-level admin role.
+pub const ROLE_TEAM_ADMIN: &str = "team_admin";
+
+/// `users` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub display_name: String,
+    pub nickname: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub position: String,
+    pub role: String,
+    pub is_bot: bool,
+    pub active: bool,
+    pub locale: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: i64,
+}
+
+impl User {
+    /// True for `system_admin`.
+    pub fn is_system_admin(&self) -> bool {
+        self.role == ROLE_SYSTEM_ADMIN
+    }
+}
+
+/// `sessions` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_activity_at: i64,
+    pub kind: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// `access_tokens` row (personal access and bot tokens; only the hash is stored).
+#[derive(Debug, Clone, FromRow)]
+pub struct AccessToken {
+    pub id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub description: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+}
+
+/// `teams` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    pub open: bool,
+    pub creator_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: i64,
+}
+
+/// `team_members` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct TeamMember {
+    pub team_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+/// Channel types, Mattermost's letters.
+pub mod channel_type {
+    /// Public.
+    pub const OPEN: &str = "O";
+    /// Private.
+    pub const PRIVATE: &str = "P";
+    /// Direct message between two users.
+    pub const DIRECT: &str = "D";
+    /// Group message among 3-8 users.
+    pub const GROUP: &str = "G";
+}
+
+/// `channels` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Channel {
+    pub id: String,
+    pub team_id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub display_name: String,
+    pub purpose: String,
+    pub header: String,
+    pub creator_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: i64,
+    pub total_msg_count: i64,
+    pub total_msg_count_root: i64,
+    pub last_post_at: i64,
+    pub last_root_post_at: i64,
+}
+
+impl Channel {
+    /// DM or group message.
+    pub fn is_direct(&self) -> bool {
+        self.kind == channel_type::DIRECT || self.kind == channel_type::GROUP
+    }
+    /// Archived (read-only).
+    pub fn is_archived(&self) -> bool {
+        self.deleted_at != 0
+    }
+}
+
+/// `channel_members` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct ChannelMember {
+    pub channel_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub msg_count: i64,
+    pub msg_count_root: i64,
+    pub mention_count: i64,
+    pub mention_count_root: i64,
+    pub last_viewed_at: i64,
+    pub created_at: i64,
+}
+
+/// `posts` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Post {
+    pub seq: i64,
+    pub id: String,
+    pub channel_id: String,
+    pub user_id: String,
+    pub root_id: String,
+    pub message: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub props: String,
+    pub file_ids: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub edited_at: i64,
+    pub deleted_at: i64,
+    pub reply_count: i64,
+    pub last_reply_at: i64,
+    pub client_msg_id: Option<String>,
+    pub has_reactions: bool,
+}
+
+/// `reactions` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Reaction {
+    pub post_id: String,
+    pub user_id: String,
+    pub emoji_name: String,
+    pub created_at: i64,
+}
+
+/// `statuses` row.
+#[derive(Debug, Clone, FromRow)]
+pub struct Status {
+    pub user_id: String,
+    pub status: String,
+    pub manual: bool,
+    pub updated_at: i64,
+}
+
+/// One channel's unread state for a member.
+#[derive(Debug, Clone, FromRow)]
+pub struct Unread {
+    pub channel_id: String,
+    pub team_id: String,
+    pub total_msg_count: i64,
+    pub msg_count: i64,
+    pub mention_count: i64,
+    pub last_viewed_at: i64,
+}
+
+// ----- arguments and results of the statements in ops.rs ----------------------------------
+
+/// Fields of a new account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub display_name: String,
+    pub is_bot: bool,
+}
+
+/// Profile fields a user may change on themselves.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub nickname: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub position: Option<String>,
+    pub locale: Option<String>,
+}
+
+/// Fields of a new team channel.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub id: String,
+    pub team_id: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub display_name: String,
+    pub purpose: String,
+    pub header: String,
+    pub creator_id: String,
+}
+
+/// Fields of a new post.
+#[derive(Debug, Clone)]
+pub struct NewPost {
+    pub id: String,
+    pub channel_id: String,
+    pub user_id: String,
+    pub root_id: String,
+    pub message: String,
+    pub props: String,
+    pub file_ids: Vec<String>,
+    pub client_msg_id: Option<String>,
+}
+
+/// What [`create_post`] did.
+#[derive(Debug, Clone)]
+pub struct PostOutcome {
+    pub post: Post,
+    pub channel: Channel,
+    /// False when `client_msg_id` matched an earlier post (nothing was written).
+    pub created: bool,
+    /// Ids of the members this post mentions (author excluded).
+    pub mentions: Vec<String>,
+}
+
+/// Which page of a channel's posts to read.
+#[derive(Debug, Clone)]
+pub enum PostPage {
+    /// The newest posts, skipping `offset`.
+    Latest { offset: i64 },
+    /// Posts older than this post.
+    Before(String),
+    /// Posts newer than this post.
+    After(String),
+    /// Posts created or changed at or after this instant (ms).
+    Since(i64),
+}

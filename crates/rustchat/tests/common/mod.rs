@@ -1,0 +1,261 @@
+//! Black-box harness: starts the real `rustchat` binary on 127.0.0.1:0 in its own working
+//! directory, on SQLite (default) or on a fresh database of the shared PostgreSQL server,
+//! and speaks JSON to it over plain HTTP/1.1.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use test_support::{PgServer, Service, http_raw, json_field, temp_dir};
+
+/// A strong secret for tests (tests forge tokens with it).
+pub const JWT_SECRET: &str = "c2VjcmV0LWZvci10ZXN0cy1vbmx5LXJhbmRvbS1ieXRlcy0wMTIzNDU2Nzg5YWJjZGVm";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server.
+pub struct Chat {
+    pub svc: Service,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub db: Db,
+    pub db_url: Option<String>,
+}
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rustchat"))
+}
+
+/// A fresh PostgreSQL database URL, or None (test skipped) when PostgreSQL is absent.
+pub fn pg_url() -> Option<String> {
+    PgServer::shared().map(|pg| pg.fresh_database())
+}
+
+impl Chat {
+    /// Starts on `db` with extra environment; None when `db` is unavailable here.
+    pub fn start(db: Db, env: &[(&str, &str)]) -> Option<Chat> {
+        let dir = temp_dir("rustchat");
+        let db_url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(pg_url()?),
+        };
+        Some(Chat::start_in(dir, db, db_url, env))
+    }
+
+    /// Starts in `dir` (reused across restarts).
+    pub fn start_in(dir: PathBuf, db: Db, db_url: Option<String>, env: &[(&str, &str)]) -> Chat {
+        // server.port must be 1-65535 (CHAT-R3), so the harness picks a free port itself.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+            .to_string();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("RUSTCHAT_HOST", "127.0.0.1"),
+            ("RUSTCHAT_PORT", &port),
+            ("RUSTCHAT_JWT_SECRET", JWT_SECRET),
+        ];
+        if let Some(u) = &db_url {
+            all.push(("RUSTCHAT_DATABASE_URL", u));
+        }
+        all.extend_from_slice(env);
+        let mut cmd = test_support::command(&bin(), &all);
+        cmd.current_dir(&dir);
+        let (svc, seen) = Service::start(cmd, "rustchat listening", 1);
+        let addr: SocketAddr = json_field(&seen[0], "bound_addr")
+            .expect("bound_addr")
+            .parse()
+            .expect("socket addr");
+        let chat = Chat {
+            svc,
+            addr,
+            dir,
+            db,
+            db_url,
+        };
+        chat.wait_ready();
+        chat
+    }
+
+    /// Waits for `/api/v1/health/ready` to answer 200.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let probe = test_support::request("GET", "/api/v1/health/ready", &[]);
+            if http_raw(self.addr, probe.as_bytes(), false).is_ok_and(|r| r.status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("rustchat not ready within 30 s");
+    }
+
+    /// One request; returns status, headers and the JSON body (Null when not JSON).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        self.call_raw(
+            method,
+            path,
+            token,
+            body.map(|b| b.to_string()).as_deref(),
+            &[],
+        )
+    }
+
+    /// One request with a raw body and extra header lines.
+    pub fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        extra: &[&str],
+    ) -> Reply {
+        let mut headers: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(t) = token {
+            headers.push(format!("Authorization: Bearer {t}"));
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            headers.push("Content-Type: application/json".into());
+            headers.push(format!("Content-Length: {}", body.len()));
+        }
+        let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut raw = test_support::request(method, path, &refs).into_bytes();
+        raw.extend_from_slice(body.as_bytes());
+        let r = http_raw(self.addr, &raw, method == "HEAD")
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let json = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        Reply {
+            status: r.status,
+            headers: r.headers,
+            json,
+            text: String::from_utf8_lossy(&r.body).into_owned(),
+        }
+    }
+
+    /// Registers and logs in a user; returns (token, user id).
+    pub fn user(&self, name: &str) -> (String, String) {
+        let r = self.call(
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(&serde_json::json!({"username": name, "email": format!("{name}@example.com"), "password": "password-123"})),
+        );
+        assert_eq!(r.status, 201, "register {name}: {}", r.text);
+        let id = r.json["id"].as_str().unwrap().to_string();
+        (self.login(name), id)
+    }
+
+    /// Logs in; returns the token.
+    pub fn login(&self, name: &str) -> String {
+        let r = self.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&serde_json::json!({"login": name, "password": "password-123"})),
+        );
+        assert_eq!(r.status, 200, "login {name}: {}", r.text);
+        r.json["token"].as_str().unwrap().to_string()
+    }
+
+    /// A SQL count through the backend's own client (psql or the sqlite file via the server
+    /// is not possible), PostgreSQL only.
+    pub fn pg_count(&self, sql: &str) -> i64 {
+        let url = self.db_url.as_ref().expect("postgres test");
+        let db = url.rsplit('/').next().unwrap();
+        PgServer::shared()
+            .unwrap()
+            .psql(db, sql)
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Restarts the process in the same directory and database.
+    pub fn restart(self, env: &[(&str, &str)]) -> Chat {
+        let Chat {
+            mut svc,
+            dir,
+            db,
+            db_url,
+            ..
+        } = self;
+        let _ = svc.child.kill();
+        let _ = svc.child.wait();
+        Chat::start_in(dir, db, db_url, env)
+    }
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Runs the binary with args/env (no server), returning (status, stdout, stderr).
+pub fn run_cli(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut cmd: Command = test_support::command(&bin(), env);
+    cmd.current_dir(dir).args(args);
+    let out = cmd.output().expect("run rustchat");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Defines a test once per backend: `both!(name, |db| { ... })`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, |$db:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn sqlite() {
+                let $db = $crate::common::Db::Sqlite;
+                $body
+            }
+            #[test]
+            fn postgres() {
+                let $db = $crate::common::Db::Postgres;
+                if test_support::PgServer::shared().is_none() {
+                    return;
+                }
+                $body
+            }
+        }
+    };
+}

@@ -1,0 +1,328 @@
+//! Process-level acceptance tests: embedded defaults, config errors, migrations, health
+//! shapes, metrics, durability across kill -9 (spec shared/specs/rustchat.md §10).
+
+mod common;
+
+use common::{Chat, Db, run_cli};
+use serde_json::json;
+use test_support::{PgServer, temp_dir};
+
+// CHAT test 6 (R3, R13): no database URL -> ./data/rustchat.db is created in WAL mode and the
+// API works.
+#[test]
+fn default_sqlite_file_is_created_in_wal_mode() {
+    let chat = Chat::start(Db::Sqlite, &[]).unwrap();
+    let (t, _) = chat.user("walter");
+    assert_eq!(
+        chat.call("GET", "/api/v1/auth/me", Some(&t), None).status,
+        200
+    );
+    let db = chat.dir.join("data/rustchat.db");
+    let head = std::fs::read(&db).expect("data/rustchat.db exists");
+    // Bytes 18-19 of the SQLite header are the read/write format versions: 2 = WAL.
+    assert_eq!((head[18], head[19]), (2, 2), "not in WAL mode");
+}
+
+// CHAT test 10 (R8): /live has exactly status/version/uptime_seconds; /ready 200 with all
+// checks and the project-wide fields.
+#[test]
+fn health_live_and_ready_have_the_documented_shapes() {
+    let chat = Chat::start(Db::Sqlite, &[]).unwrap();
+    for path in ["/api/v1/health/live", "/healthz"] {
+        let live = chat.call("GET", path, None, None);
+        assert_eq!(live.status, 200);
+        let obj = live.json.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["status", "uptime_seconds", "version"]);
+        assert_eq!(obj["status"], "ok");
+        assert_eq!(obj["version"], env!("CARGO_PKG_VERSION"));
+        assert!(obj["uptime_seconds"].is_u64());
+    }
+    for path in ["/api/v1/health/ready", "/readyz"] {
+        let ready = chat.call("GET", path, None, None);
+        assert_eq!(ready.status, 200, "{}", ready.text);
+        let j = &ready.json;
+        assert_eq!(j["status"], "ok");
+        assert_eq!(j["degraded"], false);
+        assert_eq!(j["missing"], json!([]));
+        assert!(j["since"].as_str().unwrap().contains('T'));
+        assert_eq!(j["checks"]["database"]["status"], "ok");
+        assert_eq!(j["checks"]["database"]["backend"], "sqlite");
+        assert_eq!(j["checks"]["migrations"]["pending"], 0);
+        assert_eq!(j["checks"]["disk"]["status"], "ok");
+    }
+    let stats = chat.call("GET", "/api/v1/health/stats", None, None);
+    for key in [
+        "websocket_connections",
+        "active_users",
+        "db_pool_saturation",
+        "circuit_breakers",
+    ] {
+        assert!(
+            stats.json.get(key).is_some(),
+            "stats lacks {key}: {}",
+            stats.text
+        );
+    }
+    assert_eq!(stats.json["circuit_breakers"]["database"], "closed");
+}
+
+// CHAT test 5 (R2): a misspelled key exits 2 naming it; Kubernetes service links are
+// ignored.
+#[test]
+fn misspelled_env_key_exits_2_and_service_links_are_ignored() {
+    let dir = temp_dir("rustchat-cfg");
+    let (code, out, err) = run_cli(&dir, &[], &[("RUSTCHAT_DB_POOL__MAX_CONECTIONS", "5")]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("RUSTCHAT_DB_POOL__MAX_CONECTIONS"), "{err}");
+    let chat = Chat::start(
+        Db::Sqlite,
+        &[
+            ("RUSTCHAT_SERVICE_HOST", "10.0.0.1"),
+            ("RUSTCHAT_SERVICE_PORT", "3000"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        chat.call("GET", "/api/v1/health/live", None, None).status,
+        200
+    );
+}
+
+// CHAT test 3 (R2): both spellings give the value; different values exit 2 naming both.
+#[test]
+fn both_pool_spellings_work_and_conflicting_values_exit_2() {
+    let dir = temp_dir("rustchat-cfg");
+    for var in [
+        "RUSTCHAT_DB_POOL__MAX_CONNECTIONS",
+        "RUSTCHAT_DB_POOL_MAX_CONNECTIONS",
+    ] {
+        let (code, out, err) = run_cli(&dir, &["--check-config"], &[(var, "7")]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("max_connections=7"), "{out}");
+        assert!(!dir.join("data").exists(), "--check-config created files");
+    }
+    let (code, _, err) = run_cli(
+        &dir,
+        &[],
+        &[
+            ("RUSTCHAT_DB_POOL__MAX_CONNECTIONS", "7"),
+            ("RUSTCHAT_DB_POOL_MAX_CONNECTIONS", "8"),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("RUSTCHAT_DB_POOL__MAX_CONNECTIONS")
+            && err.contains("RUSTCHAT_DB_POOL_MAX_CONNECTIONS"),
+        "{err}"
+    );
+}
+
+// CHAT test 7 (R12): two concurrent --migrate-only on PostgreSQL both exit 0 and each
+// migration is applied once.
+#[test]
+fn concurrent_migrate_only_applies_each_migration_once() {
+    let Some(pg) = PgServer::shared() else { return };
+    let url = pg.fresh_database();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let dir = temp_dir("rustchat-mig");
+    let spawn = || {
+        let mut cmd = test_support::command(&common::bin(), &[("RUSTCHAT_DATABASE_URL", &url)]);
+        cmd.current_dir(&dir).arg("--migrate-only");
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    let outs = [
+        String::from_utf8_lossy(&a.stdout).to_string(),
+        String::from_utf8_lossy(&b.stdout).to_string(),
+    ];
+    // stdout also carries JSON log lines (e.g. PostgreSQL notices); the count line is
+    // plain text.
+    let mut counts: Vec<&str> = outs
+        .iter()
+        .filter_map(|o| o.lines().find(|l| l.starts_with("migrations applied:")))
+        .collect();
+    counts.sort();
+    assert_eq!(counts, ["migrations applied: 0", "migrations applied: 1"]);
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM _sqlx_migrations"), "1");
+    // A rerun applies nothing.
+    let (code, out, _) = run_cli(
+        &dir,
+        &["--migrate-only"],
+        &[("RUSTCHAT_DATABASE_URL", &url)],
+    );
+    assert_eq!(code, 0);
+    assert!(out.lines().any(|l| l == "migrations applied: 0"), "{out}");
+    // The runbook's pool count query finds our connections by application_name.
+    let chat = Chat::start_in(
+        temp_dir("rustchat-app"),
+        Db::Postgres,
+        Some(url.clone()),
+        &[],
+    );
+    let (t, _) = chat.user("pgapp");
+    assert_eq!(
+        chat.call("GET", "/api/v1/auth/me", Some(&t), None).status,
+        200
+    );
+    let n: i64 = pg
+        .psql(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name='rustchat'",
+        )
+        .parse()
+        .unwrap();
+    assert!(n >= 1, "no rustchat connections in pg_stat_activity");
+}
+
+// CHAT test 13 (R26): one GET /api/v1/auth/me adds exactly 1 to its series; the exposition
+// passes promtool when present; every §5.1 family is there with the base labels.
+#[test]
+fn metrics_count_requests_by_route_template() {
+    let chat = Chat::start(Db::Sqlite, &[]).unwrap();
+    let (t, _) = chat.user("metric");
+    let series = r#"rustchat_http_requests_total{service="rustchat",instance="#;
+    let scrape = || chat.call("GET", "/api/v1/health/metrics", None, None).text;
+    let count = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| {
+                l.starts_with(series)
+                    && l.contains(r#"method="GET",route="/api/v1/auth/me",status="200""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let before = count(&scrape());
+    assert_eq!(
+        chat.call("GET", "/api/v1/auth/me", Some(&t), None).status,
+        200
+    );
+    let after_text = scrape();
+    assert_eq!(count(&after_text) - before, 1.0, "{after_text}");
+    for family in [
+        "rustchat_http_requests_total",
+        "rustchat_http_request_duration_seconds",
+        "rustchat_db_pool_saturation_ratio",
+        "rustchat_db_pool_connections",
+        "rustchat_websocket_active_connections",
+        "rustchat_websocket_connection_limit",
+        "rustchat_websocket_connections_total",
+        "rustchat_websocket_disconnects_total",
+        "rustchat_websocket_delivery_seconds",
+        "rustchat_messages_sent_total",
+        "rustchat_circuit_breaker_state",
+        "rustchat_rate_limit_hits_total",
+        "rustchat_auth_attempts_total",
+        "rustchat_active_users",
+        "rustchat_cluster_nodes",
+        "rustchat_file_uploads_bytes_total",
+        "rustchat_config_reloads_total",
+        "rustchat_build_info",
+    ] {
+        assert!(
+            after_text.contains(&format!("# TYPE {family} ")),
+            "missing {family}"
+        );
+    }
+    assert!(after_text.contains(r#"rustchat_auth_attempts_total{service="rustchat""#));
+    assert!(after_text.contains(r#"amnesia="off""#));
+    if let Some(promtool) = test_support::external("promtool") {
+        let (code, out, err) =
+            test_support::run_with_stdin(&promtool, &["check", "metrics"], after_text.as_bytes());
+        assert_eq!(code, 0, "promtool: {out}{err}");
+    }
+}
+
+// CHAT test 44 (R13, R14): kill -9 during a post stream; after restart every 201-acked post
+// exists.
+#[test]
+fn acknowledged_posts_survive_kill_9_on_sqlite() {
+    let chat = Chat::start(Db::Sqlite, &[]).unwrap();
+    let (t, _) = chat.user("durable");
+    let team = chat.call(
+        "POST",
+        "/api/v1/teams",
+        Some(&t),
+        Some(&json!({"name": "dur", "display_name": "dur"})),
+    );
+    let team = team.json["id"].as_str().unwrap().to_string();
+    let ch = chat
+        .call(
+            "GET",
+            &format!("/api/v1/teams/{team}/channels"),
+            Some(&t),
+            None,
+        )
+        .json[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/channels/{ch}/posts");
+    let addr = chat.addr;
+    let token = t.clone();
+    let p = path.clone();
+    // Posts from a second thread while this one kills the server mid-stream.
+    let writer = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for i in 0..100_000 {
+            let body = json!({"message": format!("m{i}")}).to_string();
+            let raw = format!(
+                "POST {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            match test_support::http_raw(addr, raw.as_bytes(), false) {
+                Ok(r) if r.status == 201 => {
+                    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                    acked.push(v["id"].as_str().unwrap().to_string());
+                }
+                _ => break,
+            }
+        }
+        acked
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    chat.svc.signal(SIGKILL);
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 5,
+        "only {} posts acked before the kill",
+        acked.len()
+    );
+    let chat = chat.restart(&[]);
+    let t = chat.login("durable");
+    let mut seen = std::collections::HashSet::new();
+    let mut before: Option<String> = None;
+    loop {
+        let q = match &before {
+            Some(b) => format!("{path}?limit=200&before={b}"),
+            None => format!("{path}?limit=200"),
+        };
+        let r = chat.call("GET", &q, Some(&t), None);
+        let posts = r.json["posts"].as_array().unwrap().clone();
+        if posts.is_empty() {
+            break;
+        }
+        before = Some(posts[0]["id"].as_str().unwrap().to_string());
+        for p in &posts {
+            seen.insert(p["id"].as_str().unwrap().to_string());
+        }
+        if !r.json["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    let missing: Vec<&String> = acked.iter().filter(|id| !seen.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acked posts lost",
+        missing.len(),
+        acked.len()
+    );
+}
+
+const SIGKILL: i32 = 9;
