@@ -56,6 +56,24 @@ install_python_deps() {
     || die "pip install redbot failed"
 }
 
+install_compat_packages() {
+  # The Mattermost compatibility suite (crates/rustchat/tests/compat) drives the official
+  # @mattermost/client with Node; its packages come from the committed package-lock.json.
+  # npm ci wipes and reinstalls node_modules, so it runs only when they are missing or the
+  # lock file changed since the last install (npm writes node_modules/.package-lock.json):
+  # a warm machine needs no registry access at all.
+  local dir=crates/rustchat/tests/compat
+  command -v node >/dev/null 2>&1 || die "node not found (Node 20 is needed for $dir)"
+  command -v npm >/dev/null 2>&1 || die "npm not found (needed to install $dir/node_modules)"
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  [ "$major" -ge 20 ] || die "node $(node --version) is too old for $dir (Node 20 or newer)"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+    || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    npm ci --no-audit --no-fund --prefix "$dir" || die "npm ci in $dir failed"
+  fi
+}
+
 step "installing test dependencies"
 # jq and systemd-analyze run the runbooks' log filters and unit checks.
 apt_install curl ca-certificates jq systemd
@@ -65,7 +83,9 @@ apt_install curl ca-certificates jq systemd
 apt_install postgresql-15 postgresql-client-15 redis-server redis-tools
 install_prometheus
 install_python_deps
+install_compat_packages
 promtool --version 2>&1 | head -1
+echo "node $(node --version), npm $(npm --version)"
 
 # Tests that need an external tool fail instead of skipping when it is missing here.
 export RON_REQUIRE_EXTERNAL_TOOLS=1

@@ -24,9 +24,9 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::filter::{EnvFilter, Filtered, LevelFilter};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, Filter, Layer, Layered, SubscriberExt};
+use tracing_subscriber::layer::{Context, Layer, Layered, SubscriberExt};
 use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::reload;
 
@@ -77,6 +77,12 @@ pub struct LogConfig {
     /// Write an `event` key on every line: the event's own `event` field, else its
     /// message. For services whose runbooks select lines by `.event` (svc-edge).
     pub event_key: bool,
+    /// Event fields written as top-level keys even in the nested layout, right after
+    /// `corr_id` (e.g. `ip`, which operators filter on directly).
+    pub hoisted: Vec<String>,
+    /// Write the innermost span as `"span":{"name":…,<fields>}` and the whole scope,
+    /// outermost first, as `"spans":[…]` (runbooks select on `.span.name`).
+    pub spans: bool,
 }
 
 /// Changes the active filter at run time (SIGUSR1/SIGUSR2, admin endpoints). Cheap to clone.
@@ -92,16 +98,18 @@ pub struct JsonLayer<W> {
     /// `"service":"x"` plus the static fields, rendered once.
     fixed: String,
     event_key: bool,
+    hoisted: Vec<String>,
+    spans: bool,
 }
 
-/// The per-layer filter: `EnvFilter` (reloadable), except that spans with a `corr_id`
+/// The global filter layer: `EnvFilter` (reloadable), except that spans with a `corr_id`
 /// field always pass so their id is known to every line inside them.
 pub struct LogFilter {
     env: reload::Layer<EnvFilter, Registry>,
 }
 
 /// What [`subscriber`] builds.
-pub type LogSubscriber<W> = Layered<Filtered<JsonLayer<W>, LogFilter, Registry>, Registry>;
+pub type LogSubscriber<W> = Layered<JsonLayer<W>, Layered<LogFilter, Registry>>;
 
 struct HandleInner {
     reload: reload::Handle<EnvFilter, Registry>,
@@ -111,6 +119,9 @@ struct HandleInner {
 
 /// A span's correlation id, kept in its extensions.
 struct SpanCorrId(String);
+
+/// A span's name and fields as a JSON object, kept when `LogConfig::spans` is on.
+struct SpanJson(String);
 
 #[derive(Default)]
 struct CorrIdVisitor(Option<String>);
@@ -138,6 +149,8 @@ impl Default for LogConfig {
             writer: LogWriter::Stdout,
             default_filter: DEFAULT_FILTER.to_owned(),
             event_key: false,
+            hoisted: Vec::new(),
+            spans: false,
         }
     }
 }
@@ -214,8 +227,11 @@ where
             current: Mutex::new(config.default_filter.clone()),
         }),
     };
-    let layer = JsonLayer::new(config, make_writer).with_filter(LogFilter { env });
-    Ok((Registry::default().with(layer), handle))
+    let layer = JsonLayer::new(config, make_writer);
+    Ok((
+        Registry::default().with(LogFilter { env }).with(layer),
+        handle,
+    ))
 }
 
 fn install<W>((subscriber, handle): (LogSubscriber<W>, LogHandle)) -> Result<LogHandle, ConfigError>
@@ -334,10 +350,12 @@ impl<W> JsonLayer<W> {
             layout: config.fields,
             fixed,
             event_key: config.event_key,
+            hoisted: config.hoisted.clone(),
+            spans: config.spans,
         }
     }
 
-    fn format(&self, event: &Event<'_>, corr_id: Option<&str>) -> String {
+    fn format(&self, event: &Event<'_>, corr_id: Option<&str>, spans: &[String]) -> String {
         let mut visitor = EventVisitor {
             message: None,
             corr_id: None,
@@ -360,6 +378,15 @@ impl<W> JsonLayer<W> {
             line.push_str(",\"corr_id\":");
             push_json_str(&mut line, id);
         }
+        let hoisted = |name: &str| self.hoisted.iter().any(|h| h == name);
+        if self.layout == FieldLayout::Nested {
+            for (name, value) in visitor.fields.iter().filter(|(n, _)| hoisted(n)) {
+                line.push(',');
+                push_json_str(&mut line, name);
+                line.push(':');
+                line.push_str(value);
+            }
+        }
         if self.event_key && !visitor.fields.iter().any(|(name, _)| *name == "event") {
             line.push_str(",\"event\":");
             push_json_str(&mut line, visitor.message.as_deref().unwrap_or(""));
@@ -379,16 +406,25 @@ impl<W> JsonLayer<W> {
             }
             FieldLayout::Nested => {
                 line.push_str(",\"fields\":{");
-                for (i, (name, value)) in visitor.fields.iter().enumerate() {
-                    if i > 0 {
+                let mut first = true;
+                for (name, value) in visitor.fields.iter().filter(|(n, _)| !hoisted(n)) {
+                    if !first {
                         line.push(',');
                     }
+                    first = false;
                     push_json_str(&mut line, name);
                     line.push(':');
                     line.push_str(value);
                 }
                 line.push('}');
             }
+        }
+        if let Some(inner) = spans.last() {
+            line.push_str(",\"span\":");
+            line.push_str(inner);
+            line.push_str(",\"spans\":[");
+            line.push_str(&spans.join(","));
+            line.push(']');
         }
         line.push_str(",\"target\":");
         push_json_str(&mut line, meta.target());
@@ -408,6 +444,30 @@ where
         if let (Some(corr), Some(span)) = (visitor.0, ctx.span(id)) {
             span.extensions_mut().replace(SpanCorrId(corr));
         }
+        if self.spans
+            && let Some(span) = ctx.span(id)
+        {
+            let mut fields = EventVisitor {
+                message: None,
+                corr_id: None,
+                fields: Vec::new(),
+            };
+            attrs.record(&mut fields);
+            let mut json = String::from("{\"name\":");
+            push_json_str(&mut json, attrs.metadata().name());
+            for (name, value) in &fields.fields {
+                json.push(',');
+                push_json_str(&mut json, name);
+                json.push(':');
+                json.push_str(value);
+            }
+            if let Some(c) = &fields.corr_id {
+                json.push_str(",\"corr_id\":");
+                push_json_str(&mut json, c);
+            }
+            json.push('}');
+            span.extensions_mut().replace(SpanJson(json));
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -424,7 +484,19 @@ where
                 .into_iter()
                 .find_map(|span| span.extensions().get::<SpanCorrId>().map(|c| c.0.clone()))
         });
-        let line = self.format(event, corr_id.as_deref());
+        let spans: Vec<String> = if self.spans {
+            ctx.event_scope(event)
+                .map(|scope| {
+                    scope
+                        .from_root()
+                        .filter_map(|span| span.extensions().get::<SpanJson>().map(|j| j.0.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let line = self.format(event, corr_id.as_deref(), &spans);
         let mut writer = self.make_writer.make_writer_for(event.metadata());
         // A failed log write has nowhere better to be reported.
         let _ = writer.write_all(line.as_bytes());
@@ -441,21 +513,25 @@ fn carries_corr_id(meta: &Metadata<'_>) -> bool {
     meta.is_span() && meta.fields().field(CORR_ID_FIELD).is_some()
 }
 
-impl Filter<Registry> for LogFilter {
-    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, Registry>) -> bool {
-        carries_corr_id(meta) || Filter::enabled(&self.env, meta, cx)
-    }
-
-    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+// A global layer, not a per-layer `Filter`: with per-layer filtering, a library that asks
+// `tracing::enabled!` for a disabled callsite (sqlx does, for every PostgreSQL notice and
+// query log) leaves per-layer filter state behind on that thread, and the next enabled
+// event there is dropped. A global filter has no such state.
+impl Layer<Registry> for LogFilter {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
         if carries_corr_id(meta) {
             Interest::always()
         } else {
-            Filter::callsite_enabled(&self.env, meta)
+            Layer::register_callsite(&self.env, meta)
         }
     }
 
-    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, Registry>) -> bool {
-        Filter::event_enabled(&self.env, event, cx)
+    fn enabled(&self, meta: &Metadata<'_>, cx: Context<'_, Registry>) -> bool {
+        carries_corr_id(meta) || Layer::enabled(&self.env, meta, cx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: Context<'_, Registry>) -> bool {
+        Layer::event_enabled(&self.env, event, cx)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -464,23 +540,23 @@ impl Filter<Registry> for LogFilter {
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, Registry>) {
-        Filter::on_new_span(&self.env, attrs, id, ctx);
+        Layer::on_new_span(&self.env, attrs, id, ctx);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, Registry>) {
-        Filter::on_record(&self.env, id, values, ctx);
+        Layer::on_record(&self.env, id, values, ctx);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, Registry>) {
-        Filter::on_enter(&self.env, id, ctx);
+        Layer::on_enter(&self.env, id, ctx);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, Registry>) {
-        Filter::on_exit(&self.env, id, ctx);
+        Layer::on_exit(&self.env, id, ctx);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, Registry>) {
-        Filter::on_close(&self.env, id, ctx);
+        Layer::on_close(&self.env, id, ctx);
     }
 }
 

@@ -121,6 +121,59 @@ async fn nested_layout_puts_event_fields_under_fields() {
 }
 
 #[tokio::test]
+async fn hoisted_fields_sit_at_top_level_and_spans_are_written_innermost_first() {
+    let cfg = LogConfig {
+        hoisted: vec!["ip".into()],
+        spans: true,
+        ..config(FieldLayout::Nested)
+    };
+    let (out, sub, _h) = Capture::subscriber(&cfg);
+    let _guard = tracing::subscriber::set_default(sub);
+    let outer = tracing::info_span!("session", user_id = "u1");
+    {
+        let _o = outer.enter();
+        // Created inside `outer`, so `outer` is its parent.
+        let inner = tracing::info_span!("ws_handler", conn_id = "c7", api = "v1");
+        let _i = inner.enter();
+        tracing::warn!(ip = "127.0.0.1", limit = 5u32, "ws: Too many connections");
+    }
+    tracing::info!(ip = "10.0.0.1", "outside");
+    let lines = out.lines();
+    assert_eq!(
+        keys_in_order(&lines[0]),
+        [
+            "ts", "level", "message", "service", "node_id", "ip", "fields", "span", "spans",
+            "target"
+        ]
+    );
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(v["ip"], "127.0.0.1");
+    assert_eq!(v["fields"], serde_json::json!({"limit": 5}));
+    assert_eq!(
+        v["span"],
+        serde_json::json!({"name": "ws_handler", "conn_id": "c7", "api": "v1"})
+    );
+    assert_eq!(v["spans"][0]["name"], "session");
+    assert_eq!(v["spans"][1]["name"], "ws_handler");
+    let v: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert!(v.get("span").is_none(), "no span outside any span");
+    assert_eq!(v["ip"], "10.0.0.1");
+}
+
+// A library asking `tracing::enabled!` about a disabled callsite (sqlx does for PostgreSQL
+// notices) must not cost the next enabled event on that thread its line.
+#[test]
+fn an_enabled_probe_for_a_disabled_callsite_does_not_swallow_the_next_event() {
+    let (out, sub, _h) = Capture::subscriber(&config(FieldLayout::Nested));
+    let _guard = tracing::subscriber::set_default(sub);
+    for i in 0..3 {
+        assert!(!tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG));
+        tracing::info!(i, "after probe");
+    }
+    assert_eq!(out.lines().len(), 3, "{:?}", out.lines());
+}
+
+#[tokio::test]
 async fn lines_outside_a_request_have_no_corr_id() {
     let (out, sub, _h) = Capture::subscriber(&config(FieldLayout::Flat));
     let _guard = tracing::subscriber::set_default(sub);

@@ -27,10 +27,11 @@ pub fn main(opts: LoadOptions, check_config: bool, migrate_only: bool) -> ExitCo
         Ok(l) => l,
         Err(e) => {
             if check_config {
-                for line in e.to_string().lines() {
-                    println!("error  {line}");
+                // One line per problem, each naming its key or variable (values redacted).
+                for p in e.problems() {
+                    println!("error  {}: {p}", p.key);
                 }
-                println!("result: INVALID (1 errors)");
+                println!("result: INVALID ({} errors)", e.problems().len());
                 return ExitCode::from(1);
             }
             eprintln!("{e}");
@@ -40,8 +41,16 @@ pub fn main(opts: LoadOptions, check_config: bool, migrate_only: bool) -> ExitCo
     if check_config {
         return runtime().block_on(check(loaded));
     }
+    let reload_opts = opts.clone();
+    // CHAT-R27: event fields under `fields`, `ip` hoisted to the top level, the span scope
+    // as `span`/`spans` (the runbook selects `.span.name=="ws_handler"`).
     let log = LogConfig {
         fields: FieldLayout::Nested,
+        hoisted: vec!["ip".into()],
+        spans: true,
+        // sqlx's own INFO lines (PostgreSQL notices) carry variable text; keep them out
+        // unless RUST_LOG asks (CHAT-R27: messages are constant strings).
+        default_filter: "info,sqlx=warn".into(),
         ..LogConfig::new("rustchat")
     }
     .static_field("node_id", loaded.config.cluster.node_id.clone());
@@ -53,7 +62,7 @@ pub fn main(opts: LoadOptions, check_config: bool, migrate_only: bool) -> ExitCo
     if migrate_only {
         return runtime().block_on(migrate(loaded.config));
     }
-    match runtime().block_on(crate::server::run(loaded)) {
+    match runtime().block_on(crate::server::run(loaded, reload_opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "startup failed");
@@ -63,7 +72,12 @@ pub fn main(opts: LoadOptions, check_config: bool, migrate_only: bool) -> ExitCo
 }
 
 async fn migrate(cfg: Config) -> ExitCode {
-    match tokio::time::timeout(MIGRATE_CONNECT_TIMEOUT * 6, crate::server::open_store(&cfg)).await {
+    match tokio::time::timeout(
+        MIGRATE_CONNECT_TIMEOUT * 6,
+        crate::server::open_store(&cfg, crate::server::db_breaker(None)),
+    )
+    .await
+    {
         Ok(Ok((store, report))) => {
             store.close().await;
             println!("migrations applied: {}", report.applied_now);
@@ -106,6 +120,15 @@ async fn check(loaded: config::Loaded) -> ExitCode {
             );
         }
     }
+    if let Some(url) = &cfg.redis_url {
+        match probe_redis(url).await {
+            Ok(()) => println!("ok     redis_url: {} answers PING", config::redact_url(url)),
+            Err(detail) => {
+                errors += 1;
+                println!("error  redis_url: {} : {detail}", config::redact_url(url));
+            }
+        }
+    }
     match std::fs::metadata(&cfg.data_dir) {
         Ok(m) if m.is_dir() => println!("ok     data_dir: {}", cfg.data_dir.display()),
         Ok(_) => {
@@ -140,6 +163,68 @@ async fn check(loaded: config::Loaded) -> ExitCode {
     } else {
         println!("result: INVALID ({errors} errors)");
         ExitCode::from(1)
+    }
+}
+
+/// `PING` over RESP (with `AUTH` when the URL has credentials), within [`PROBE_TIMEOUT`].
+/// A bare socket is enough to prove the operator's Redis answers; this build has no Redis
+/// client of its own yet (the cluster bus is a later increment).
+async fn probe_redis(url: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("redis://")
+        .ok_or("only redis:// URLs can be probed by this build")?;
+    let (auth, hostport) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    let hostport = hostport.split('/').next().unwrap_or(hostport);
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:6379")
+    };
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(&hostport)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut cmd = String::new();
+        if let Some(a) = auth {
+            let (user, pass) = a.split_once(':').unwrap_or(("", a));
+            if user.is_empty() {
+                cmd.push_str(&format!(
+                    "*2\r\n$4\r\nAUTH\r\n${}\r\n{pass}\r\n",
+                    pass.len()
+                ));
+            } else {
+                cmd.push_str(&format!(
+                    "*3\r\n$4\r\nAUTH\r\n${}\r\n{user}\r\n${}\r\n{pass}\r\n",
+                    user.len(),
+                    pass.len()
+                ));
+            }
+        }
+        cmd.push_str("*1\r\n$4\r\nPING\r\n");
+        s.write_all(cmd.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 512];
+        let mut got = String::new();
+        while !got.contains("PONG") {
+            let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!("connection closed: {}", got.trim()));
+            }
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if got.starts_with('-') {
+                return Err(got.lines().next().unwrap_or("").to_string());
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, io).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
     }
 }
 

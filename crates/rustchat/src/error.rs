@@ -30,6 +30,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u32>,
+    /// v4 `detailed_error` when it is not derived from `field`.
+    pub detail: Option<String>,
 }
 
 /// Result of a native handler.
@@ -44,6 +46,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            detail: None,
         }
     }
     /// 400 `validation_failed` naming `field`.
@@ -174,9 +177,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An [`ApiError`] rendered the Mattermost way (for `/api/v4`).
+/// An [`ApiError`] rendered the Mattermost way (for `/api/v4`), with an optional
+/// `detailed_error`.
 #[derive(Debug, Clone)]
 pub struct V4Error(pub ApiError);
+
+impl V4Error {
+    /// Sets `detailed_error`.
+    pub fn with_detail(mut self, detail: String) -> Self {
+        self.0.detail = Some(detail);
+        self
+    }
+}
 
 /// Result of a v4 handler.
 pub type V4Result<T> = Result<T, V4Error>;
@@ -196,9 +208,10 @@ impl From<StoreError> for V4Error {
 impl IntoResponse for V4Error {
     fn into_response(self) -> Response {
         let e = self.0;
-        let detailed = match &e.field {
-            Some(f) => format!("{f}: {}", e.message),
-            None => String::new(),
+        let detailed = match (&e.detail, &e.field) {
+            (Some(d), _) => d.clone(),
+            (None, Some(f)) => format!("{f}: {}", e.message),
+            (None, None) => String::new(),
         };
         let body = json!({
             "id": e.v4_id(),

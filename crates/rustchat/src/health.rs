@@ -44,6 +44,8 @@ pub struct Readiness {
     pub min_free_bytes: u64,
     /// Process start.
     pub started: Instant,
+    /// The `database` breaker, once the store exists.
+    pub db_breaker: Mutex<Option<Arc<ron_kernel::CircuitBreaker>>>,
     since: Mutex<(bool, time::OffsetDateTime)>,
     db_cache: Mutex<Option<(Instant, Value, bool)>>,
     disk_cache: Mutex<Option<(Instant, Value, bool)>>,
@@ -60,6 +62,7 @@ impl Readiness {
             data_dir,
             min_free_bytes: u64::from(min_free_mb) * 1024 * 1024,
             started: Instant::now(),
+            db_breaker: Mutex::new(None),
             since: Mutex::new((false, time::OffsetDateTime::now_utc())),
             db_cache: Mutex::new(None),
             disk_cache: Mutex::new(None),

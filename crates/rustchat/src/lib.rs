@@ -5,13 +5,32 @@
 //! default or PostgreSQL. `cargo run -p rustchat` starts a working server with
 //! `./data/rustchat.db` and no other setup.
 //!
-//! What it is not for (yet, see the crate README section): the WebSocket hub, the
-//! Mattermost v4 subset, files, search, webhooks, PATs, rate limits, clustering, OIDC and
-//! the web UI land in later increments.
+//! What it is for, concretely (issue 5 so far): the native API and WebSocket
+//! (`/api/v1/ws`), the Mattermost v4 subset and `/api/v4/websocket` that the official
+//! `@mattermost/client` drives (covered routes: `tests/compat/COVERAGE.md`), files, search,
+//! incoming webhooks, personal access tokens and bots, per-IP rate limits and WebSocket caps,
+//! runtime settings in `server_config`, SIGHUP reload, JSON logs, metrics, health.
+//!
+//! Not yet (issue 7): Redis clustering (a configured `redis_url` is validated, probed by
+//! `--check-config` and otherwise ignored with a WARN: the node runs single-node), OIDC
+//! login (providers are validated, not offered), at-rest encryption beyond webhook tokens,
+//! the web UI and the load generator.
 //!
 //! Layout: `config` (CHAT-R1-R3, R25), `store` (CHAT-R13: one SQL source compiled per
-//! backend), `auth` (CHAT-R21), `api` (routes, JSON rules, error rendering in `error`),
-//! `health` (CHAT-R8), `metrics` (CHAT-R26), `server` (lifecycle), `cli` (modes).
+//! backend), `auth` (CHAT-R21), `api` (routes, JSON rules; `error` renders both dialects),
+//! `realtime` (hub, WebSocket, presence, events: CHAT-R9, R18, R20), `ratelimit` (R23),
+//! `settings` (R4), `health` (R8), `metrics` (R26), `server` (lifecycle), `cli` (modes).
+//!
+//! Decisions where the spec is silent (besides its §11):
+//! - One SQL source for both backends: `store/ops.rs` is `include!`d into a SQLite and a
+//!   PostgreSQL module; statements use `$N` placeholders, which SQLite also accepts.
+//! - Request bodies with a NUL character are refused (400): PostgreSQL cannot store them.
+//! - The `database` breaker opens after 5 consecutive connection failures and probes again
+//!   after 2 s; `/ready` pings bypass it so readiness sees recovery at once.
+//! - `GET /api/v1/__test/panic` exists only when `RUSTCHAT_TEST_PANIC_ROUTE` is set (the
+//!   spec reserves `RUSTCHAT_TEST_*`); it proves panic containment against the binary.
+//! - The systemd unit and env example live in `deploy/rustchat/` (the workspace layout)
+//!   rather than the spec's `deploy/systemd/` and `deploy/env.example`.
 
 pub mod api;
 pub mod auth;
@@ -23,7 +42,10 @@ pub mod health;
 pub mod ids;
 pub mod mentions;
 pub mod metrics;
+pub mod ratelimit;
+pub mod realtime;
 pub mod search_query;
 pub mod server;
+pub mod settings;
 pub mod state;
 pub mod store;

@@ -29,6 +29,7 @@ use crate::metrics::ChatMetrics;
 use crate::state::{AppState, Inner};
 use crate::store::migrate::MigrationReport;
 use crate::store::{Backend, Store, StoreError};
+use ron_kernel::{BreakerConfig, CircuitBreaker};
 
 /// First and longest pause between database connection attempts at start.
 pub const CONNECT_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
@@ -72,7 +73,10 @@ impl Service<Request> for Slot {
 
 /// Opens the configured database and applies migrations (used by the server and by
 /// `--migrate-only`).
-pub async fn open_store(cfg: &Config) -> Result<(Store, MigrationReport), StoreError> {
+pub async fn open_store(
+    cfg: &Config,
+    breaker: Arc<CircuitBreaker>,
+) -> Result<(Store, MigrationReport), StoreError> {
     match &cfg.database_url {
         #[cfg(feature = "sqlite")]
         DatabaseUrl::Sqlite { path, memory, .. } => {
@@ -82,6 +86,7 @@ pub async fn open_store(cfg: &Config) -> Result<(Store, MigrationReport), StoreE
                 readers: cfg.effective_pool_max(),
                 synchronous_full: cfg.db.sqlite_synchronous == SqliteSynchronous::Full,
                 acquire_timeout: Duration::from_millis(u64::from(cfg.db_pool.acquire_timeout_ms)),
+                breaker,
             };
             let (s, r) = crate::store::sqlite::SqliteStore::open(&opts).await?;
             Ok((Store::Sqlite(s), r))
@@ -97,6 +102,7 @@ pub async fn open_store(cfg: &Config) -> Result<(Store, MigrationReport), StoreE
                 idle_timeout: Duration::from_secs(u64::from(p.idle_timeout_seconds)),
                 max_lifetime: Duration::from_secs(u64::from(p.max_lifetime_seconds)),
                 statement_timeout: Duration::from_millis(u64::from(cfg.db.statement_timeout_ms)),
+                breaker,
             };
             let (s, r) = crate::store::postgres::PgStore::open(&opts).await?;
             Ok((Store::Postgres(s), r))
@@ -111,6 +117,33 @@ fn backend_of(cfg: &Config) -> Backend {
         DatabaseUrl::Sqlite { .. } => Backend::Sqlite,
         DatabaseUrl::Postgres { .. } => Backend::Postgres,
     }
+}
+
+/// Consecutive connection failures that open the `database` breaker (CHAT-R29).
+pub const DB_BREAKER_FAILURES: u32 = 5;
+/// How long the open `database` breaker fails fast before probing.
+pub const DB_BREAKER_OPEN: Duration = Duration::from_secs(2);
+
+/// The `database` breaker; `metrics` (when given) sees every transition.
+pub fn db_breaker(metrics: Option<Arc<ChatMetrics>>) -> Arc<CircuitBreaker> {
+    let cfg = BreakerConfig {
+        failure_threshold: DB_BREAKER_FAILURES,
+        open_for: DB_BREAKER_OPEN,
+        half_open_max_probes: 1,
+        success_threshold: 1,
+    };
+    let mut b = CircuitBreaker::new("database", cfg);
+    if let Some(m) = metrics {
+        b = b.on_transition(Arc::new(move |name, from, to, _| {
+            m.breaker_changes
+                .with_label_values(&[name, from.as_str(), to.as_str()])
+                .inc();
+            m.breaker_state
+                .with_label_values(&[name])
+                .set(to.as_gauge());
+        }));
+    }
+    Arc::new(b)
 }
 
 /// Raises the soft open-files limit to the hard limit (each WebSocket is a descriptor).
@@ -168,7 +201,7 @@ async fn sample_pools(m: Arc<ChatMetrics>, store: Store) {
 }
 
 /// Runs the server until SIGTERM/SIGINT, then drains. `Ok` means a clean exit (status 0).
-pub async fn run(loaded: Loaded) -> Result<(), RunError> {
+pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(), RunError> {
     let cfg = Arc::new(loaded.config);
     for w in &loaded.warnings {
         tracing::warn!(key = %w.key, detail = %w.message, "config warning");
@@ -238,8 +271,10 @@ pub async fn run(loaded: Loaded) -> Result<(), RunError> {
     );
 
     let signals = tokio::spawn(wait_for_stop());
+    let breaker = db_breaker(Some(chat_metrics.clone()));
+    *readiness.db_breaker.lock() = Some(breaker.clone());
     let store = tokio::select! {
-        s = connect_loop(&cfg, &readiness) => s,
+        s = connect_loop(&cfg, &readiness, breaker.clone()) => s,
         _ = wait_for_stop() => {
             readiness.shutting_down.store(true, Ordering::Release);
             shutdown.cancel();
@@ -258,23 +293,51 @@ pub async fn run(loaded: Loaded) -> Result<(), RunError> {
             crate::config::dev_jwt_secret()
         }
     };
+    let key = match cfg.encryption_key_material() {
+        Some(k) => k,
+        None => {
+            let (k, created) = crate::config::load_or_create_dev_encryption_key(&cfg.data_dir)
+                .map_err(|e| RunError::Startup(format!("development encryption key: {e}")))?;
+            tracing::warn!(
+                created,
+                file = %cfg.data_dir.join(crate::config::DEV_ENCRYPTION_KEY_FILE).display(),
+                "encryption key not set: using the development key file"
+            );
+            k
+        }
+    };
     let state = AppState(Arc::new(Inner {
+        at_rest: crate::crypto::AtRest::new(&key),
         jwt: JwtKeys::new(&jwt_secret, &cfg.jwt.issuer, &cfg.jwt.audience),
         config: ArcSwap::new(cfg.clone()),
         store: store.clone(),
         sessions: Default::default(),
+        db_breaker: breaker.clone(),
         metrics: chat_metrics.clone(),
         node_id: cfg.cluster.node_id.clone(),
         started: Instant::now(),
         shutting_down: Default::default(),
+        hub: Default::default(),
+        limits: crate::ratelimit::RateLimits::new(&cfg.security),
+        settings: ArcSwap::from_pointee(crate::settings::Settings::default()),
+        version_id: version_id(&cfg.compat.mattermost_version, &cfg.cluster.node_id),
     }));
+    if let Err(e) = crate::settings::refresh(&state).await {
+        tracing::warn!(error = %e, "server_config read failed; using defaults");
+    }
+    tokio::spawn(crate::settings::refresh_loop(state.clone()));
+    crate::api::v1::files::spawn_sweeper(state.clone());
     slot.store(Arc::new(api::router(state.clone(), readiness.clone(), obs)));
     tracing::info!("rustchat ready");
+    tokio::spawn(reload_on_sighup(state.clone(), opts));
 
     let _ = signals.await;
     tracing::info!("shutdown: draining");
     readiness.shutting_down.store(true, Ordering::Release);
     state.shutting_down.store(true, Ordering::Release);
+    state
+        .hub
+        .close_user(None, crate::realtime::CloseReason::Shutdown);
     shutdown.cancel();
     let grace = cfg.server.shutdown_grace();
     if tokio::time::timeout(grace, server).await.is_err() {
@@ -288,10 +351,17 @@ pub async fn run(loaded: Loaded) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn connect_loop(cfg: &Config, readiness: &Readiness) -> Store {
+/// `<mm>.<mm>.<hash>.false`: the hash covers what the client config answer depends on, so
+/// clients that cache it see a change when it changes.
+fn version_id(mm: &str, salt: &str) -> String {
+    let h = crate::ids::sha256_hex(&format!("{mm}/{}/{salt}", env!("CARGO_PKG_VERSION")));
+    format!("{mm}.{mm}.{}.false", &h[..8])
+}
+
+async fn connect_loop(cfg: &Config, readiness: &Readiness, breaker: Arc<CircuitBreaker>) -> Store {
     let mut pause = CONNECT_BACKOFF.0;
     loop {
-        match open_store(cfg).await {
+        match open_store(cfg, breaker.clone()).await {
             Ok((store, report)) => {
                 if !report.unknown_versions.is_empty() {
                     tracing::warn!(versions = ?report.unknown_versions, "database schema is newer than this binary");
@@ -310,6 +380,49 @@ async fn connect_loop(cfg: &Config, readiness: &Readiness) -> Store {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(CONNECT_BACKOFF.1);
             }
+        }
+    }
+}
+
+/// SIGHUP (CHAT-R3): re-read the file and `.env`, validate, swap the reloadable keys
+/// atomically; an invalid result keeps the running config.
+async fn reload_on_sighup(st: AppState, opts: crate::config::LoadOptions) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        reload_once(&st, &opts);
+        if let Err(e) = crate::settings::refresh(&st).await {
+            tracing::warn!(error = %e, "server_config refresh failed");
+        }
+    }
+}
+
+/// One reload; public for the signal handler and tests of the swap itself.
+pub fn reload_once(st: &AppState, opts: &crate::config::LoadOptions) {
+    let current = st.cfg();
+    // The process environment at reload time, as at start.
+    let mut opts = opts.clone();
+    opts.env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .collect();
+    match crate::config::reload(&opts, &current) {
+        Ok(r) => {
+            st.limits.reconfigure(&r.config.security);
+            st.config.store(Arc::new(r.config));
+            st.metrics.config_reloads.with_label_values(&["ok"]).inc();
+            tracing::info!(applied = ?r.applied, "config reload: ok");
+            if !r.restart_required.is_empty() {
+                tracing::warn!(keys = ?r.restart_required, "config reload: restart required");
+            }
+        }
+        Err(e) => {
+            st.metrics
+                .config_reloads
+                .with_label_values(&["error"])
+                .inc();
+            tracing::error!(error = %e, "config reload: rejected");
         }
     }
 }

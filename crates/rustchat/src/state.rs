@@ -25,8 +25,12 @@ pub struct Inner {
     pub store: Store,
     /// Session JWT keys (from `jwt_secret`, or ephemeral in development).
     pub jwt: JwtKeys,
+    /// At-rest encryption of stored secrets (CHAT-R25).
+    pub at_rest: crate::crypto::AtRest,
     /// Verified sessions cached on this node.
     pub sessions: SessionCache,
+    /// The `database` circuit breaker (state shown in `/stats`).
+    pub db_breaker: Arc<ron_kernel::CircuitBreaker>,
     /// Metric families.
     pub metrics: Arc<ChatMetrics>,
     /// This node's id (`cluster.node_id`).
@@ -35,6 +39,14 @@ pub struct Inner {
     pub started: Instant,
     /// Set when SIGTERM arrives: `/ready` answers 503 `shutting_down` from then on.
     pub shutting_down: AtomicBool,
+    /// The realtime hub (WebSocket connections on this node).
+    pub hub: crate::realtime::Hub,
+    /// `X-Version-Id` (also `hello.server_version`).
+    pub version_id: String,
+    /// Per-IP rate limits (CHAT-R23).
+    pub limits: crate::ratelimit::RateLimits,
+    /// Runtime settings from the `server_config` table (CHAT-R4).
+    pub settings: ArcSwap<crate::settings::Settings>,
 }
 
 impl Deref for AppState {
@@ -52,5 +64,14 @@ impl Inner {
     /// The current configuration.
     pub fn cfg(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+    /// `X-Version-Id`: `<mm>.<mm>.<8-hex client-config hash>.false`.
+    pub fn version_id(&self) -> &str {
+        &self.version_id
+    }
+    /// WebSocket connections one user may hold on this node
+    /// (`site.max_simultaneous_connections`).
+    pub fn max_connections_per_user(&self) -> usize {
+        self.settings.load().max_simultaneous_connections as usize
     }
 }

@@ -326,3 +326,289 @@ fn acknowledged_posts_survive_kill_9_on_sqlite() {
 }
 
 const SIGKILL: i32 = 9;
+
+// Test 14 (R27): every output line is JSON with ts/level/message/service; a forged JWT logs
+// `auth: Unauthorized: Invalid token`; with log.slow_request_ms=0 request lines carry numeric
+// fields.latency_ms and fields.status; a WebSocket session logs inside span ws_handler.
+#[test]
+fn logs_are_json_lines_the_runbook_queries_find() {
+    let mut chat = Chat::start(Db::Sqlite, &[("RUSTCHAT_LOG__SLOW_REQUEST_MS", "0")]).unwrap();
+    let (t, _) = chat.user("logger");
+    assert_eq!(
+        chat.call("GET", "/api/v1/auth/me", Some("forged.jwt.value"), None)
+            .status,
+        401
+    );
+    assert_eq!(
+        chat.call("GET", "/api/v1/auth/me", Some(&t), None).status,
+        200
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/api/v1/ws", chat.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let _hello = ws.next().await;
+    });
+    chat.svc.signal(15);
+    assert_eq!(
+        chat.svc.wait_exit(std::time::Duration::from_secs(35)),
+        Some(0)
+    );
+    let lines = chat.svc.drain_lines(std::time::Duration::from_millis(500));
+    assert!(lines.len() > 5);
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for v in &parsed {
+        for key in ["ts", "level", "message", "service"] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        assert_eq!(v["service"], "rustchat");
+    }
+    assert!(parsed.iter().any(|v| {
+        let m = v["message"].as_str().unwrap_or("");
+        m.contains("Unauthorized") && m.contains("Invalid token")
+    }));
+    let req = parsed
+        .iter()
+        .find(|v| {
+            v["message"] == "request completed"
+                && v["fields"]["route"] == "/api/v1/auth/me"
+                && v["fields"]["status"] == 200
+        })
+        .expect("a request completed line for /auth/me");
+    assert!(req["fields"]["latency_ms"].is_u64());
+    assert!(req["fields"]["status"].is_u64());
+    assert!(req["corr_id"].as_str().is_some_and(|c| !c.is_empty()));
+    let ws: Vec<&serde_json::Value> = parsed
+        .iter()
+        .filter(|v| v["span"]["name"] == "ws_handler")
+        .collect();
+    assert!(
+        ws.iter().any(|v| v["message"] == "ws connected"),
+        "no ws connected line in span ws_handler"
+    );
+    assert!(ws.iter().any(|v| v["message"] == "ws disconnected"));
+    assert!(ws.iter().all(|v| v["span"]["user_id"].as_str().is_some()));
+}
+
+// Test 8 (R3): SIGHUP with a new valid rate limit applies it; an invalid file keeps the
+// old config and counts rustchat_config_reloads_total{result="error"}.
+#[test]
+fn sighup_applies_a_valid_reload_and_keeps_the_old_config_on_a_bad_one() {
+    let dir = temp_dir("rustchat-hup");
+    let file = dir.join("rustchat.toml");
+    let write = |n: u32| {
+        std::fs::write(
+            &file,
+            format!("[security]\nrate_limit_auth_per_minute = {n}\n"),
+        )
+        .unwrap()
+    };
+    write(50);
+    let file_s = file.to_string_lossy().to_string();
+    let chat = Chat::start_in(
+        dir.clone(),
+        Db::Sqlite,
+        None,
+        &[("RUSTCHAT_CONFIG", &file_s)],
+    );
+    let (_, _) = chat.user("hup");
+    let limit = || {
+        let r = chat.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"login": "hup", "password": "password-123"})),
+        );
+        r.header("x-ratelimit-limit").map(str::to_string)
+    };
+    assert_eq!(limit().as_deref(), Some("50"));
+    write(70);
+    chat.svc.signal(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while limit().as_deref() != Some("70") {
+        assert!(std::time::Instant::now() < deadline, "reload not applied");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Out of range: rejected, the old value stays.
+    write(0);
+    chat.svc.signal(1);
+    let metric =
+        |t: &str| test_support::sample_value(t, r#"rustchat_config_reloads_total{result="error"}"#);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = chat.call("GET", "/api/v1/health/metrics", None, None).text;
+        if metric(&text) >= 1.0 {
+            assert!(
+                test_support::sample_value(&text, r#"rustchat_config_reloads_total{result="ok"}"#)
+                    >= 1.0
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rejected reload not counted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(limit().as_deref(), Some("70"));
+    let lines = chat.svc.drain_lines(std::time::Duration::from_millis(300));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"message\":\"config reload: ok\""))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"message\":\"config reload: rejected\"")
+                && l.contains("\"level\":\"ERROR\""))
+    );
+}
+
+fn strong_secret() -> String {
+    use base64::Engine;
+    let mut b = [0u8; 48];
+    for (i, x) in b.iter_mut().enumerate() {
+        // Distinct, high-entropy bytes without a rand dependency in the test.
+        *x = (std::process::id() as usize * 131 + i * 197 + (i * i) % 251) as u8
+            ^ (i as u8).rotate_left(3);
+    }
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+// Test 1 (R1, R32): the runbook's production .env with loopback URLs: --check-config exits 0
+// with the site_url warning, before and after --migrate-only, while another process holds
+// port 3000; --check-config never binds or creates files.
+#[test]
+fn runbook_env_passes_check_config_before_and_after_migrate_only() {
+    let Some(pg) = PgServer::shared() else { return };
+    let Some(redis) = test_support::RedisServer::start() else {
+        return;
+    };
+    let _port_3000 = std::net::TcpListener::bind("0.0.0.0:3000");
+    let dir = temp_dir("rustchat-runbook");
+    let (jwt, enc) = (strong_secret(), {
+        let s = strong_secret();
+        s.chars().rev().collect::<String>()
+    });
+    let env = format!(
+        "RUSTCHAT_ENVIRONMENT=production\nRUSTCHAT_JWT_SECRET={jwt}\nRUSTCHAT_ENCRYPTION_KEY={enc}\nRUSTCHAT_DATABASE_URL={}\nRUSTCHAT_REDIS_URL={}\nRUSTCHAT_SECURITY_OAUTH_TOKEN_DELIVERY=cookie\n",
+        pg.fresh_database(),
+        redis.url()
+    );
+    std::fs::write(dir.join(".env"), env).unwrap();
+    for round in ["before", "after"] {
+        let (code, out, err) = run_cli(&dir, &["--check-config"], &[]);
+        assert_eq!(code, 0, "{round} --migrate-only: {out}{err}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("warn") && l.contains("site_url:")),
+            "{out}"
+        );
+        assert!(out.contains("result: OK"), "{out}");
+        if round == "before" {
+            assert!(out.contains("1 pending; run --migrate-only"), "{out}");
+            let (code, out, err) = run_cli(&dir, &["--migrate-only"], &[]);
+            assert_eq!(code, 0, "{out}{err}");
+        } else {
+            assert!(out.contains("0 pending"), "{out}");
+        }
+    }
+    assert!(!dir.join("data").exists(), "--check-config created files");
+}
+
+// Test 2 (R1, R3, R25): production --check-config exits 1 naming the key for each bad
+// setting and for unreachable PostgreSQL and Redis; a normal start exits 2 for the config
+// cases.
+#[test]
+fn production_check_config_names_each_problem() {
+    let dir = temp_dir("rustchat-prod");
+    let (jwt, enc) = (
+        strong_secret(),
+        strong_secret().chars().rev().collect::<String>(),
+    );
+    let base = |extra: &[(&'static str, String)]| {
+        let mut v: Vec<(&'static str, String)> = vec![
+            ("RUSTCHAT_ENVIRONMENT", "production".into()),
+            ("RUSTCHAT_JWT_SECRET", jwt.clone()),
+            ("RUSTCHAT_ENCRYPTION_KEY", enc.clone()),
+        ];
+        for (k, val) in extra {
+            v.retain(|(kk, _)| kk != k);
+            v.push((k, val.clone()));
+        }
+        v
+    };
+    let config_cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        (
+            base(&[(
+                "RUSTCHAT_JWT_SECRET",
+                "changeme-changeme-changeme-changeme-1".into(),
+            )]),
+            "jwt_secret",
+        ),
+        (
+            base(&[("RUSTCHAT_ENCRYPTION_KEY", jwt.clone())]),
+            "encryption_key",
+        ),
+        (
+            base(&[("RUSTCHAT_SECURITY_OAUTH_TOKEN_DELIVERY", "query".into())]),
+            "RUSTCHAT_SECURITY_OAUTH_TOKEN_DELIVERY",
+        ),
+        (
+            base(&[("RUSTCHAT_SITE_URL", "http://chat.example.com".into())]),
+            "site_url",
+        ),
+    ];
+    for (env, key) in &config_cases {
+        let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, out, err) = run_cli(&dir, &["--check-config"], &refs);
+        assert_eq!(code, 1, "{key}: {out}{err}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("error") && l.contains(key)),
+            "{key} not named: {out}"
+        );
+        assert!(
+            !out.contains(&jwt) && !out.contains(&enc),
+            "a secret was printed"
+        );
+        let (code, _, err) = run_cli(&dir, &[], &refs);
+        assert_eq!(code, 2, "{key}: normal start should exit 2: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // Unreachable dependencies: 127.0.0.1:1 refuses at once; the answer comes within 10 s.
+    for (var, url, key) in [
+        (
+            "RUSTCHAT_DATABASE_URL",
+            "postgres://u:secretpw@127.0.0.1:1/rustchat",
+            "database_url",
+        ),
+        ("RUSTCHAT_REDIS_URL", "redis://127.0.0.1:1", "redis_url"),
+    ] {
+        let env = base(&[(var, url.to_string())]);
+        let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let t = std::time::Instant::now();
+        let (code, out, _) = run_cli(&dir, &["--check-config"], &refs);
+        assert!(t.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("error") && l.contains(key)),
+            "{out}"
+        );
+        assert!(!out.contains("secretpw"), "password not redacted: {out}");
+    }
+}

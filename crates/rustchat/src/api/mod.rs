@@ -8,6 +8,7 @@
 pub mod json;
 pub mod render;
 pub mod v1;
+pub mod v4;
 pub mod validate;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use ron_kernel::{CorrIdConfig, CorrIdLayer};
 
 use crate::error::ApiError;
 use crate::health::{self, Readiness};
-use crate::metrics::{ChatMetrics, ROUTE_UNMATCHED};
+use crate::metrics::{ChatMetrics, ROUTE_UNMATCHED, ROUTE_V4_FALLBACK};
 use crate::state::AppState;
 
 /// Header carrying the correlation id.
@@ -80,7 +81,7 @@ async fn stats(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Resp
         "websocket_connections": m.ws_active.get(),
         "active_users": m.active_users.get(),
         "db_pool_saturation": saturation,
-        "circuit_breakers": {"database": "closed"},
+        "circuit_breakers": {"database": r.db_breaker.lock().as_ref().map_or("closed", |b| b.state().as_str())},
         "node_id": m.metrics.base_labels().instance,
         "cluster_nodes": m.cluster_nodes.get(),
     }))
@@ -91,10 +92,17 @@ async fn stats(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Resp
 pub fn router(st: AppState, readiness: Arc<Readiness>, obs: Observe) -> Router {
     let api = v1::routes()
         .with_state(st.clone())
+        .merge(v4::routes(st.clone()))
         .merge(health_routes(readiness, st.metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    finish(api, obs)
+    // The state also travels as an extension so route layers written as plain functions
+    // (rate limits) can reach it; it is added outside the client-address layer.
+    finish(
+        api.layer(middleware::from_fn(crate::ratelimit::client_ip_layer))
+            .layer(axum::Extension(st)),
+        obs,
+    )
 }
 
 /// The boot router: health and metrics; everything else 503 until the database is ready.
@@ -103,13 +111,53 @@ pub fn boot_router(readiness: Arc<Readiness>, obs: Observe) -> Router {
     finish(r, obs)
 }
 
+/// Contains a handler panic to its request (CHAT-R29): 500 `internal` JSON and an ERROR
+/// line with the correlation id; the connection and the process live on.
+async fn contain_panics(req: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let path = req.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(path = %path, panic = %what, "handler panicked");
+            if path.starts_with("/api/v4/") {
+                crate::error::V4Error(ApiError::internal()).into_response()
+            } else {
+                ApiError::internal().into_response()
+            }
+        }
+    }
+}
+
+/// Env var that mounts `GET /api/v1/__test/panic` (the spec reserves `RUSTCHAT_TEST_*` for
+/// tests); it exists so the panic containment above is tested against the real binary.
+pub const ENV_TEST_PANIC_ROUTE: &str = "RUSTCHAT_TEST_PANIC_ROUTE";
+
+async fn test_panic() -> Response {
+    panic!("test panic route")
+}
+
 fn finish(r: Router, obs: Observe) -> Router {
+    let r = if std::env::var_os(ENV_TEST_PANIC_ROUTE).is_some() {
+        r.route("/api/v1/__test/panic", get(test_panic))
+    } else {
+        r
+    };
     let corr = CorrIdConfig {
         header: HeaderName::from_static(REQUEST_ID_HEADER),
         punct: "._-",
         ..CorrIdConfig::default()
     };
-    r.layer(middleware::from_fn_with_state(obs, observe))
+    r.layer(middleware::from_fn(contain_panics))
+        .layer(middleware::from_fn_with_state(obs, observe))
         .layer(middleware::from_fn(security_headers))
         .layer(CorrIdLayer::new(corr))
 }
@@ -122,12 +170,22 @@ async fn not_found() -> ApiError {
     ApiError::not_found("route")
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
+async fn method_not_allowed(uri: http::Uri, st: Option<axum::Extension<AppState>>) -> Response {
+    let e = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "method not allowed on this route",
-    )
+    );
+    if uri.path().starts_with("/api/v4/") {
+        // This fallback runs outside the v4 router's own header layer.
+        let mut resp = crate::error::V4Error(e).into_response();
+        if let Some(axum::Extension(st)) = st {
+            v4::add_headers(&st, &mut resp);
+        }
+        resp
+    } else {
+        e.into_response()
+    }
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
@@ -154,11 +212,15 @@ async fn security_headers(req: Request, next: Next) -> Response {
 async fn observe(State(obs): State<Observe>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req
+    let route = match req
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| ROUTE_UNMATCHED.to_string());
+        .map(MatchedPath::as_str)
+    {
+        Some("/api/v4/{*rest}") | Some("/api/v4") => ROUTE_V4_FALLBACK.to_string(),
+        Some(m) => m.to_string(),
+        None => ROUTE_UNMATCHED.to_string(),
+    };
     let resp = next.run(req).await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();

@@ -99,6 +99,15 @@ pub async fn authenticate(
     by_session(state, &token, cookie_auth).await
 }
 
+/// Authenticates a bare token (JWT or PAT), as the v4 WebSocket challenge carries it.
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    if token.starts_with(PAT_PREFIX) {
+        by_token(state, token).await
+    } else {
+        by_session(state, token, false).await
+    }
+}
+
 fn is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }

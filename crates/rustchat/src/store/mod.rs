@@ -39,6 +39,7 @@ pub mod sqlite_ops {
     /// True on PostgreSQL; the few dialect differences branch on it.
     pub const PG: bool = false;
     include!("ops.rs");
+    include!("ops_more.rs");
 }
 
 /// Statements compiled for PostgreSQL.
@@ -49,6 +50,7 @@ pub mod pg_ops {
     /// True on PostgreSQL; the few dialect differences branch on it.
     pub const PG: bool = true;
     include!("ops.rs");
+    include!("ops_more.rs");
 }
 
 /// Why a storage call failed, in the terms the API maps to statuses.
@@ -124,6 +126,23 @@ impl From<sqlx::Error> for StoreError {
 
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Takes a call permit from the `database` breaker, failing fast while it is open.
+pub(crate) fn admit(
+    b: &ron_kernel::CircuitBreaker,
+) -> StoreResult<ron_kernel::breaker::Permit<'_>> {
+    b.try_acquire()
+        .map_err(|_| StoreError::Unavailable("database circuit open".into()))
+}
+
+/// Reports a call's outcome: only `Unavailable` (the database could not be reached or
+/// answered with a transient error) counts against the breaker.
+pub(crate) fn settle<T>(permit: ron_kernel::breaker::Permit<'_>, out: &StoreResult<T>) {
+    match out {
+        Err(StoreError::Unavailable(_)) => permit.failure(),
+        _ => permit.success(),
+    }
+}
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -267,3 +267,54 @@ pub enum PostPage {
     /// Posts created or changed at or after this instant (ms).
     Since(i64),
 }
+
+// ----- files, search, incoming webhooks (statements in ops_more.rs) -------------------------
+
+/// `files` row: an upload's metadata; the bytes live at `<files.dir>/<path>`.
+#[derive(Debug, Clone, FromRow)]
+pub struct FileInfo {
+    pub id: String,
+    pub user_id: String,
+    pub channel_id: String,
+    /// `''` until a post attaches the file.
+    pub post_id: String,
+    /// The sanitised client file name (metadata only, never a path).
+    pub name: String,
+    pub size: i64,
+    pub mime_type: String,
+    /// Relative to `files.dir`: `<yyyy>/<mm>/<id>`.
+    pub path: String,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub created_at: i64,
+}
+
+/// `incoming_webhooks` row; the token is stored only as its hash and sealed copy.
+#[derive(Debug, Clone, FromRow)]
+pub struct IncomingHook {
+    pub id: String,
+    /// `sha256_hex(token)`, the lookup key.
+    pub token_hash: String,
+    /// `AtRest` ciphertext of the token (AAD `incoming_webhooks.token:<id>`).
+    pub token_enc: String,
+    pub team_id: String,
+    pub channel_id: String,
+    pub creator_id: String,
+    pub display_name: String,
+    pub description: String,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// One page of a post search (CHAT-R17) for one user.
+#[derive(Debug, Clone)]
+pub struct SearchArgs {
+    /// The searching user: only their channels are searched.
+    pub user_id: String,
+    /// `''` for every team, else that team's channels plus DMs/GMs.
+    pub team_id: String,
+    /// The parsed query.
+    pub query: crate::search_query::SearchQuery,
+    pub offset: i64,
+    pub limit: i64,
+}

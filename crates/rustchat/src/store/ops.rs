@@ -1333,3 +1333,52 @@ pub async fn statuses(c: &mut Conn, user_ids: &[String]) -> StoreResult<Vec<Stat
         .fetch_all(&mut *c)
         .await?)
 }
+
+/// Users sharing a team with `user_id` (the user included): who sees their status.
+pub async fn teammate_ids(c: &mut Conn, user_id: &str) -> StoreResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT user_id FROM team_members WHERE team_id IN \
+         (SELECT team_id FROM team_members WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// The `server_config` sections as JSON text (site, authentication, team, integrations).
+pub async fn server_config(c: &mut Conn) -> StoreResult<(String, String, String, String)> {
+    let sql = if PG {
+        "SELECT site::text, authentication::text, team::text, integrations::text \
+         FROM server_config WHERE id = 'default'"
+    } else {
+        "SELECT site, authentication, team, integrations FROM server_config WHERE id = 'default'"
+    };
+    Ok(sqlx::query_as(sql).fetch_one(&mut *c).await?)
+}
+
+/// Replaces the `server_config` sections (JSON text each).
+pub async fn put_server_config(
+    c: &mut Conn,
+    site: &str,
+    authentication: &str,
+    team: &str,
+    integrations: &str,
+) -> StoreResult<()> {
+    let sql = if PG {
+        "UPDATE server_config SET site = CAST($1 AS jsonb), authentication = CAST($2 AS jsonb), \
+         team = CAST($3 AS jsonb), integrations = CAST($4 AS jsonb), updated_at = $5 \
+         WHERE id = 'default'"
+    } else {
+        "UPDATE server_config SET site = $1, authentication = $2, team = $3, integrations = $4, \
+         updated_at = $5 WHERE id = 'default'"
+    };
+    sqlx::query(sql)
+        .bind(site)
+        .bind(authentication)
+        .bind(team)
+        .bind(integrations)
+        .bind(now_ms())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}

@@ -4,9 +4,11 @@
 //! `pg_stat_activity`) and sets `statement_timeout` and a 60 s
 //! `idle_in_transaction_session_timeout`, so a leaked transaction cannot pin a backend.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use ron_kernel::CircuitBreaker;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
@@ -33,6 +35,8 @@ pub struct PgOptions {
     pub max_lifetime: Duration,
     /// `statement_timeout`.
     pub statement_timeout: Duration,
+    /// The `database` breaker: opens after repeated connection failures, then fails fast.
+    pub breaker: Arc<CircuitBreaker>,
 }
 
 /// PostgreSQL storage handle; cheap to clone.
@@ -40,6 +44,7 @@ pub struct PgOptions {
 pub struct PgStore {
     pool: PgPool,
     max: u32,
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl PgStore {
@@ -76,6 +81,7 @@ impl PgStore {
             PgStore {
                 pool,
                 max: opts.max_connections,
+                breaker: opts.breaker.clone(),
             },
             report,
         ))
@@ -86,8 +92,14 @@ impl PgStore {
     where
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>>,
     {
-        let mut conn = self.pool.acquire().await?;
-        f(&mut conn).await
+        let permit = super::admit(&self.breaker)?;
+        let out = async {
+            let mut conn = self.pool.acquire().await?;
+            f(&mut conn).await
+        }
+        .await;
+        super::settle(permit, &out);
+        out
     }
 
     /// Runs `f` in one transaction, committed before returning; rolled back on error.
@@ -95,18 +107,23 @@ impl PgStore {
     where
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>>,
     {
-        let mut tx = self.pool.begin().await?;
-        let out = f(&mut tx).await;
-        match out {
-            Ok(v) => {
-                tx.commit().await?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
+        let permit = super::admit(&self.breaker)?;
+        let out = async {
+            let mut tx = self.pool.begin().await?;
+            match f(&mut tx).await {
+                Ok(v) => {
+                    tx.commit().await?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(e)
+                }
             }
         }
+        .await;
+        super::settle(permit, &out);
+        out
     }
 
     /// `SELECT 1` on a pooled connection.

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use ron_kernel::CircuitBreaker;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -53,6 +54,8 @@ pub struct SqliteOptions {
     pub synchronous_full: bool,
     /// How long a reader checkout may wait.
     pub acquire_timeout: Duration,
+    /// The `database` breaker (disk errors and lock timeouts count as failures).
+    pub breaker: Arc<CircuitBreaker>,
 }
 
 /// SQLite storage handle; cheap to clone.
@@ -61,6 +64,7 @@ pub struct SqliteStore {
     readers: SqlitePool,
     writer: mpsc::Sender<WriteJob>,
     inner: Arc<Inner>,
+    breaker: Arc<CircuitBreaker>,
 }
 
 struct Inner {
@@ -127,6 +131,7 @@ impl SqliteStore {
                 readers,
                 writer: tx,
                 inner,
+                breaker: opts.breaker.clone(),
             },
             report,
         ))
@@ -137,8 +142,14 @@ impl SqliteStore {
     where
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
     {
-        let mut conn = self.readers.acquire().await?;
-        f(&mut conn).await
+        let permit = super::admit(&self.breaker)?;
+        let out = async {
+            let mut conn = self.readers.acquire().await?;
+            f(&mut conn).await
+        }
+        .await;
+        super::settle(permit, &out);
+        out
     }
 
     /// Queues `f` for the writer and waits for the batch holding it to commit.
@@ -152,6 +163,19 @@ impl SqliteStore {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("shutting down".into()));
         }
+        let permit = super::admit(&self.breaker)?;
+        let out = self.write_inner(f).await;
+        super::settle(permit, &out);
+        out
+    }
+
+    async fn write_inner<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let run: WriteFn =
             Box::new(move |c| Box::pin(async move { f(c).await.map(|v| Box::new(v) as AnyBox) }));

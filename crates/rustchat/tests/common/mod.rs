@@ -60,11 +60,21 @@ impl Chat {
             .expect("free port")
             .port()
             .to_string();
-        let mut all: Vec<(&str, &str)> = vec![
+        // Tests that are not about rate limits log in far more than 10 times a minute from
+        // one address (spec §10 preamble); rate-limit tests override these.
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        if !env
+            .iter()
+            .any(|(k, _)| k.contains("RATE_LIMIT") || *k == "RUSTCHAT_CONFIG")
+        {
+            all.push(("RUSTCHAT_SECURITY_RATE_LIMIT_AUTH_PER_MINUTE", "100000"));
+            all.push(("RUSTCHAT_SECURITY_RATE_LIMIT_WS_PER_MINUTE", "100000"));
+        }
+        all.extend_from_slice(&[
             ("RUSTCHAT_HOST", "127.0.0.1"),
             ("RUSTCHAT_PORT", &port),
             ("RUSTCHAT_JWT_SECRET", JWT_SECRET),
-        ];
+        ]);
         if let Some(u) = &db_url {
             all.push(("RUSTCHAT_DATABASE_URL", u));
         }
@@ -258,4 +268,152 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// One part of a [`multipart`] body: field name, `Some((file name, content type))` for a
+/// file part, bytes.
+pub type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
+/// A `multipart/form-data` body: (content type, bytes).
+pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = "rustchat-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, file, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some((file_name, ct)) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\n\
+                     Content-Type: {ct}\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Chat {
+    /// One request with a raw body of the given content type; the raw response.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> test_support::Response {
+        let mut headers = vec![
+            format!("Content-Type: {content_type}"),
+            format!("Content-Length: {}", body.len()),
+        ];
+        if let Some(t) = token {
+            headers.push(format!("Authorization: Bearer {t}"));
+        }
+        let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut raw = test_support::request(method, path, &refs).into_bytes();
+        raw.extend_from_slice(body);
+        http_raw(self.addr, &raw, false).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// `POST /api/v1/files` with `channel_id` then `file`.
+    pub fn upload(
+        &self,
+        token: &str,
+        channel_id: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> test_support::Response {
+        let (ct, body) = multipart(&[
+            ("channel_id", None, channel_id.as_bytes()),
+            ("file", Some((file_name, content_type)), bytes),
+        ]);
+        self.send("POST", "/api/v1/files", Some(token), &ct, &body)
+    }
+
+    /// The current value of a metric series (see `test_support::sample_value`).
+    pub fn metric(&self, series: &str) -> f64 {
+        let page = test_support::get(self.addr, "/api/v1/health/metrics", &[]);
+        test_support::sample_value(&page.text(), series)
+    }
+}
+
+impl Chat {
+    /// Creates a team as `admin` (who becomes its team_admin); returns its id.
+    pub fn team(&self, admin: &str, name: &str) -> String {
+        let r = self.call(
+            "POST",
+            "/api/v1/teams",
+            Some(admin),
+            Some(&serde_json::json!({"name": name, "display_name": name})),
+        );
+        assert_eq!(r.status, 201, "create team {name}: {}", r.text);
+        r.json["id"].as_str().unwrap().to_string()
+    }
+
+    /// Adds `user_id` to the team (as `admin`).
+    pub fn add_to_team(&self, admin: &str, team: &str, user_id: &str) {
+        let r = self.call(
+            "POST",
+            &format!("/api/v1/teams/{team}/members"),
+            Some(admin),
+            Some(&serde_json::json!({"user_id": user_id})),
+        );
+        assert_eq!(r.status, 201, "add {user_id} to {team}: {}", r.text);
+    }
+
+    /// Creates a `public` or `private` channel as `tok`; returns its id.
+    pub fn channel(&self, tok: &str, team: &str, name: &str, kind: &str) -> String {
+        let r = self.call(
+            "POST",
+            &format!("/api/v1/teams/{team}/channels"),
+            Some(tok),
+            Some(&serde_json::json!({"name": name, "display_name": name, "type": kind})),
+        );
+        assert_eq!(r.status, 201, "create channel {name}: {}", r.text);
+        r.json["id"].as_str().unwrap().to_string()
+    }
+
+    /// Joins a public channel as `tok`.
+    pub fn join(&self, tok: &str, channel: &str) {
+        let r = self.call(
+            "POST",
+            &format!("/api/v1/channels/{channel}/join"),
+            Some(tok),
+            None,
+        );
+        assert_eq!(r.status, 200, "join {channel}: {}", r.text);
+    }
+
+    /// Posts `message` as `tok`; returns the post.
+    pub fn post(&self, tok: &str, channel: &str, message: &str) -> Value {
+        let r = self.call(
+            "POST",
+            &format!("/api/v1/channels/{channel}/posts"),
+            Some(tok),
+            Some(&serde_json::json!({"message": message})),
+        );
+        assert_eq!(r.status, 201, "post {message:?}: {}", r.text);
+        r.json
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (for query strings).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

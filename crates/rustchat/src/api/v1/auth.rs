@@ -40,6 +40,9 @@ pub async fn register(State(st): State<AppState>, Body(r): Body<Register>) -> Ap
     )?;
     let display_name = r.display_name.unwrap_or_else(|| username.clone());
     validate::chars("display_name", &display_name, 1, validate::MAX_DISPLAY_NAME)?;
+    if !st.settings.load().enable_open_registration {
+        return Err(ApiError::forbidden("open registration is disabled"));
+    }
     let hash = password::hash(r.password)
         .await
         .ok_or_else(ApiError::internal)?;
@@ -89,6 +92,9 @@ impl ClientInfo {
 
 /// Checks a password login; logs and counts the outcome. All failures look alike.
 pub async fn check_password(st: &AppState, login: &str, pw: String) -> ApiResult<User> {
+    if !st.settings.load().enable_password_login {
+        return Err(ApiError::forbidden("password login is disabled"));
+    }
     let login = login.trim().to_lowercase();
     let found = if login.is_empty() || login.len() > 254 {
         None
@@ -197,6 +203,8 @@ pub async fn end_session(st: &AppState, user_id: &str, sid: &str) -> ApiResult<b
     let (u, s) = (user_id.to_string(), sid.to_string());
     let deleted = store_write!(st.store, |c| ops::delete_session(c, &u, &s).await)?;
     st.sessions.remove(sid);
+    st.hub
+        .close_session(sid, crate::realtime::CloseReason::Revoked);
     Ok(deleted)
 }
 

@@ -12,6 +12,7 @@ use crate::api::json::Body;
 use crate::api::{render, validate};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::realtime::events;
 use crate::state::AppState;
 use crate::store::{Channel, ChannelMember, NewChannel, channel_type};
 use crate::{ids, store_read, store_write};
@@ -124,6 +125,7 @@ pub async fn create(
         creator_id: me.user.id.clone(),
     };
     let ch = store_write!(st.store, |c| ops::create_channel(c, new).await)?;
+    events::channel_event(&st, "channel_created", &ch, Some(&me.user.id));
     Ok((StatusCode::CREATED, Json(render::channel(&ch))).into_response())
 }
 
@@ -189,6 +191,7 @@ pub async fn patch(
         b.header
     )
     .await)?;
+    events::channel_event(&st, "channel_updated", &ch, None);
     Ok(Json(render::channel(&ch)))
 }
 
@@ -201,6 +204,7 @@ pub async fn archive(
     let (ch, _) = visible_channel(&st, &me, &id).await?;
     may_manage(&st, &me, &ch).await?;
     let ch = store_write!(st.store, |c| ops::archive_channel(c, &id).await)?;
+    events::channel_event(&st, "channel_deleted", &ch, None);
     Ok(Json(render::channel(&ch)))
 }
 
@@ -219,7 +223,9 @@ pub async fn join(
             return Err(ApiError::forbidden("channel is archived"));
         }
         let uid = me.user.id.clone();
-        store_write!(st.store, |c| ops::add_channel_member(c, &id, &uid).await)?;
+        if store_write!(st.store, |c| ops::add_channel_member(c, &id, &uid).await)? {
+            events::user_added(&st, &ch, &me.user.id);
+        }
     }
     Ok(Json(render::channel(&ch)))
 }
@@ -270,6 +276,9 @@ pub async fn add_member(
     }
     let uid = b.user_id.clone();
     let added = store_write!(st.store, |c| ops::add_channel_member(c, &id, &uid).await)?;
+    if added {
+        events::user_added(&st, &ch, &b.user_id);
+    }
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -299,9 +308,11 @@ pub async fn remove_member(
     if uid != me.user.id {
         may_manage(&st, &me, &ch).await?;
     }
-    if !store_write!(st.store, |c| ops::remove_channel_member(c, &id, &uid).await)? {
+    let (cid, u) = (id.clone(), uid.clone());
+    if !store_write!(st.store, |c| ops::remove_channel_member(c, &cid, &u).await)? {
         return Err(ApiError::not_found("member"));
     }
+    events::user_removed(&st, &id, &uid);
     Ok(Json(json!({"status": "ok"})))
 }
 
@@ -313,8 +324,10 @@ pub async fn view(
 ) -> ApiResult<Json<Value>> {
     member_channel(&st, &me, &id).await?;
     let uid = me.user.id.clone();
-    let at = store_write!(st.store, |c| ops::view_channel(c, &id, &uid).await)?
+    let cid = id.clone();
+    let at = store_write!(st.store, |c| ops::view_channel(c, &cid, &uid).await)?
         .ok_or_else(|| ApiError::not_found("channel"))?;
+    events::channel_viewed(&st, &me.user.id, &id);
     Ok(Json(json!({"last_viewed_at": at})))
 }
 
@@ -331,6 +344,21 @@ pub struct Group {
 }
 
 async fn open_direct(st: &AppState, me: &AuthUser, others: Vec<String>) -> ApiResult<Response> {
+    let (ch, created) = direct_channel(st, me, others).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(render::channel(&ch))).into_response())
+}
+
+/// Finds or creates the DM/GM of the caller and `others`; announces a new one.
+pub async fn direct_channel(
+    st: &AppState,
+    me: &AuthUser,
+    others: Vec<String>,
+) -> ApiResult<(Channel, bool)> {
     let mut members = others;
     members.push(me.user.id.clone());
     members.sort();
@@ -347,16 +375,13 @@ async fn open_direct(st: &AppState, me: &AuthUser, others: Vec<String>) -> ApiRe
     names.sort();
     let display = names.join(", ");
     let me_id = me.user.id.clone();
-    let (ch, created) = store_write!(st.store, |c| ops::direct_channel(
-        c, &members, &me_id, &display
-    )
-    .await)?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(render::channel(&ch))).into_response())
+    let ms = members.clone();
+    let (ch, created) = store_write!(st.store, |c| ops::direct_channel(c, &ms, &me_id, &display)
+        .await)?;
+    if created {
+        events::direct_added(st, &ch, &members, &me.user.id);
+    }
+    Ok((ch, created))
 }
 
 /// `POST /channels/direct`: 201 new, 200 existing.

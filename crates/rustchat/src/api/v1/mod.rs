@@ -1,9 +1,17 @@
 //! The native API `/api/v1` (CHAT-R7).
 
+pub mod admin;
+pub mod admin_config;
 pub mod auth;
 pub mod channels;
+pub mod extra;
+pub mod files;
+pub mod hooks;
 pub mod posts;
+pub mod search;
 pub mod teams;
+pub mod tokens;
+pub mod users;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -13,8 +21,17 @@ use crate::state::AppState;
 /// Every native route (health routes are mounted separately, before the database is up).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/auth/register", post(auth::register))
-        .route("/api/v1/auth/login", post(auth::login))
+        .merge(
+            Router::new()
+                .route("/api/v1/ws", get(crate::realtime::ws::v1))
+                .route_layer(axum::middleware::from_fn(crate::ratelimit::ws_limit)),
+        )
+        .merge(
+            Router::new()
+                .route("/api/v1/auth/register", post(auth::register))
+                .route("/api/v1/auth/login", post(auth::login))
+                .route_layer(axum::middleware::from_fn(crate::ratelimit::auth_limit)),
+        )
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
         .route("/api/v1/auth/sessions", get(auth::sessions))
@@ -22,7 +39,16 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/auth/sessions/{id}",
             axum::routing::delete(auth::delete_session),
         )
+        .route(
+            "/api/v1/admin/config",
+            get(admin_config::get).patch(admin_config::patch),
+        )
         .route("/api/v1/users/me/unreads", get(posts::unreads))
+        .route("/api/v1/users", get(users::list))
+        .route("/api/v1/users/me", get(auth::me).patch(users::patch_me))
+        .route("/api/v1/users/me/status", put(users::set_status))
+        .route("/api/v1/users/status", get(users::statuses))
+        .route("/api/v1/users/{id}", get(users::get))
         .route("/api/v1/teams", get(teams::list).post(teams::create))
         .route("/api/v1/teams/{id}", get(teams::get).patch(teams::patch))
         .route("/api/v1/teams/{id}/join", post(teams::join))
@@ -70,4 +96,5 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/posts/{id}/reactions/{emoji}",
             put(posts::add_reaction).delete(posts::remove_reaction),
         )
+        .merge(extra::routes())
 }

@@ -15,6 +15,7 @@ use crate::api::json::PostBody;
 use crate::api::{render, validate};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
+use crate::realtime::events;
 use crate::state::AppState;
 use crate::store::{NewPost, Post, PostPage};
 use crate::{ids, store_read, store_write};
@@ -122,11 +123,12 @@ pub async fn create_post(
         file_ids,
         client_msg_id: b.client_msg_id,
     };
-    let online: HashSet<String> = HashSet::new();
-    Ok(store_write!(st.store, |c| ops::create_post(
-        c, new, &online
-    )
-    .await)?)
+    let online: HashSet<String> = st.hub.online_users();
+    let out = store_write!(st.store, |c| ops::create_post(c, new, &online).await)?;
+    if out.created {
+        events::posted(st, &out.channel, &out.post, &me.user, &out.mentions);
+    }
+    Ok(out)
 }
 
 /// A post request in either API's terms.
@@ -209,6 +211,7 @@ pub async fn edit(
     }
     validate::message(&b.message, post.file_ids != "[]")?;
     let post = store_write!(st.store, |c| ops::edit_post(c, &id, &b.message).await)?;
+    events::post_changed(&st, "post_edited", &post);
     Ok(Json(render::post(&post)))
 }
 
@@ -234,6 +237,7 @@ pub async fn delete(
         }
     }
     let post = store_write!(st.store, |c| ops::delete_post(c, &id).await)?;
+    events::post_changed(&st, "post_deleted", &post);
     Ok(Json(render::post(&post)))
 }
 
@@ -284,6 +288,9 @@ pub async fn add_reaction(
     let uid = me.user.id.clone();
     let e = emoji.clone();
     let added = store_write!(st.store, |c| ops::add_reaction(c, &id, &uid, &e).await)?;
+    if let Some(r) = &added {
+        events::reaction(&st, "reaction_added", &post.channel_id, r);
+    }
     let status = if added.is_some() {
         StatusCode::CREATED
     } else {
@@ -303,10 +310,13 @@ pub async fn remove_reaction(
     Path((id, emoji)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     validate::emoji(&emoji)?;
-    visible_post(&st, &me, &id).await?;
+    let post = visible_post(&st, &me, &id).await?;
     let uid = me.user.id.clone();
-    store_write!(st.store, |c| ops::remove_reaction(c, &id, &uid, &emoji)
+    let removed = store_write!(st.store, |c| ops::remove_reaction(c, &id, &uid, &emoji)
         .await)?;
+    if let Some(r) = &removed {
+        events::reaction(&st, "reaction_removed", &post.channel_id, r);
+    }
     Ok(Json(json!({"status": "ok"})))
 }
 

@@ -72,6 +72,9 @@ pub async fn create(
     me: AuthUser,
     Body(b): Body<CreateTeam>,
 ) -> ApiResult<Response> {
+    if !st.settings.load().enable_team_creation && !me.user.is_system_admin() {
+        return Err(ApiError::forbidden("team creation is disabled"));
+    }
     validate::slug("name", &b.name)?;
     validate::chars(
         "display_name",

@@ -1,0 +1,196 @@
+//! Mattermost v4 subset (spec shared/specs/rustchat.md §3.5, tests 25 and 41) against the
+//! real binary; the official-client suite is tests/compat.rs.
+
+mod common;
+
+use common::Chat;
+use serde_json::json;
+
+fn v4_login(chat: &Chat, name: &str) -> String {
+    let r = chat.call(
+        "POST",
+        "/api/v4/users/login",
+        None,
+        Some(&json!({"login_id": name, "password": "password-123"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["username"], name);
+    r.header("token").expect("Token header").to_string()
+}
+
+// Test 41: unknown v4 routes answer a Mattermost-shaped 501; every v4 response carries
+// X-Version-Id and no Cache-Control; per_page is clamped to 200 with a default of 60.
+both!(v4_conventions_501_headers_and_paging, |db| {
+    let Some(chat) = Chat::start(db, &[]) else {
+        return;
+    };
+    chat.user("vera");
+    let t = v4_login(&chat, "vera");
+    for (m, p) in [("GET", "/api/v4/plugins"), ("POST", "/api/v4/emoji")] {
+        let r = chat.call(m, p, Some(&t), Some(&json!({})));
+        assert_eq!(r.status, 501, "{m} {p}");
+        assert_eq!(r.json["id"], "api.rustchat.not_implemented.app_error");
+        assert_eq!(r.json["status_code"], 501);
+        assert_eq!(r.json["is_oauth"], false);
+        assert_eq!(r.json["detailed_error"], format!("{m} {p}"));
+        assert!(r.json["message"].as_str().is_some_and(|s| !s.is_empty()));
+        assert_eq!(r.json["request_id"].as_str(), r.header("x-request-id"));
+        assert!(r.header("x-version-id").unwrap().starts_with("10.11.10."));
+        assert!(r.header("cache-control").is_none());
+    }
+    // Unauthenticated unknown routes are 501 too; a known path with another method is 405.
+    assert_eq!(chat.call("GET", "/api/v4/plugins", None, None).status, 501);
+    let r = chat.call("DELETE", "/api/v4/users/me", Some(&t), None);
+    assert_eq!(r.status, 405);
+    assert!(r.json["id"].as_str().is_some());
+    let me = chat.call("GET", "/api/v4/users/me", Some(&t), None);
+    assert_eq!(me.json["roles"], "system_user system_admin");
+    assert!(me.header("cache-control").is_none());
+    assert_eq!(me.header("x-mm-compat"), Some("1"));
+    // An expired/unknown token is 401 with the session-expired id.
+    let r = chat.call("GET", "/api/v4/users/me", Some("nope"), None);
+    assert_eq!(
+        (r.status, r.json["id"].as_str()),
+        (401, Some("api.context.session_expired.app_error"))
+    );
+    let bad = chat.call(
+        "POST",
+        "/api/v4/users/login",
+        None,
+        Some(&json!({"login_id": "vera", "password": "wrong-password"})),
+    );
+    assert_eq!(
+        (bad.status, bad.json["id"].as_str()),
+        (
+            401,
+            Some("api.user.login.invalid_credentials_email_username")
+        )
+    );
+    // Paging: 250 posts; default page 60, per_page=500 clamps to 200.
+    let team = chat.call(
+        "POST",
+        "/api/v1/teams",
+        Some(&t),
+        Some(&json!({"name": "pg", "display_name": "pg"})),
+    );
+    let team = team.json["id"].as_str().unwrap().to_string();
+    let ch = chat
+        .call(
+            "GET",
+            &format!("/api/v4/users/me/teams/{team}/channels"),
+            Some(&t),
+            None,
+        )
+        .json[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..250 {
+        let r = chat.call(
+            "POST",
+            "/api/v4/posts",
+            Some(&t),
+            Some(&json!({"channel_id": ch, "message": format!("p{i}")})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let d = chat.call(
+        "GET",
+        &format!("/api/v4/channels/{ch}/posts"),
+        Some(&t),
+        None,
+    );
+    assert_eq!(d.json["order"].as_array().unwrap().len(), 60);
+    assert_eq!(
+        d.json["posts"][d.json["order"][0].as_str().unwrap()]["message"],
+        "p249",
+        "order is newest first"
+    );
+    assert_eq!(d.json["has_next"], true);
+    let big = chat.call(
+        "GET",
+        &format!("/api/v4/channels/{ch}/posts?per_page=500"),
+        Some(&t),
+        None,
+    );
+    assert_eq!(big.json["order"].as_array().unwrap().len(), 200);
+    let p2 = chat.call(
+        "GET",
+        &format!("/api/v4/channels/{ch}/posts?page=1&per_page=200"),
+        Some(&t),
+        None,
+    );
+    assert_eq!(p2.json["order"].as_array().unwrap().len(), 50);
+    // pending_post_id makes a retry idempotent.
+    let a = chat.call(
+        "POST",
+        "/api/v4/posts",
+        Some(&t),
+        Some(&json!({"channel_id": ch, "message": "once", "pending_post_id": "pp-1"})),
+    );
+    let b = chat.call(
+        "POST",
+        "/api/v4/posts",
+        Some(&t),
+        Some(&json!({"channel_id": ch, "message": "once", "pending_post_id": "pp-1"})),
+    );
+    assert_eq!((a.status, b.status), (201, 200));
+    assert_eq!(a.json["id"], b.json["id"]);
+    assert_eq!(a.json["pending_post_id"], "pp-1");
+});
+
+// Test 25 (v4 half): a non-member gets 403 on a private channel; a missing one is 404.
+both!(v4_private_channel_is_403_for_non_members, |db| {
+    let Some(chat) = Chat::start(db, &[]) else {
+        return;
+    };
+    let (a, _) = chat.user("owner");
+    let (_, bid) = chat.user("other");
+    let team = chat.call(
+        "POST",
+        "/api/v1/teams",
+        Some(&a),
+        Some(&json!({"name": "t4", "display_name": "t4"})),
+    );
+    let team = team.json["id"].as_str().unwrap().to_string();
+    chat.call(
+        "POST",
+        &format!("/api/v1/teams/{team}/members"),
+        Some(&a),
+        Some(&json!({"user_id": bid})),
+    );
+    let ch = chat.call(
+        "POST",
+        "/api/v4/channels",
+        Some(&v4_login(&chat, "owner")),
+        Some(&json!({"team_id": team, "name": "hidden", "display_name": "Hidden", "type": "P"})),
+    );
+    assert_eq!(ch.status, 201, "{}", ch.text);
+    let id = ch.json["id"].as_str().unwrap();
+    let t = v4_login(&chat, "other");
+    let r = chat.call("GET", &format!("/api/v4/channels/{id}"), Some(&t), None);
+    assert_eq!(
+        (r.status, r.json["id"].as_str()),
+        (403, Some("api.context.permissions.app_error"))
+    );
+    assert_eq!(
+        chat.call(
+            "GET",
+            &format!("/api/v4/channels/{id}/posts"),
+            Some(&t),
+            None
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        chat.call(
+            "GET",
+            "/api/v4/channels/ybndrfg8ejkmcpqxot1uwiszay",
+            Some(&t),
+            None
+        )
+        .status,
+        404
+    );
+});
