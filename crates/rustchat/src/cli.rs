@@ -54,11 +54,24 @@ pub fn main(opts: LoadOptions, check_config: bool, migrate_only: bool) -> ExitCo
         ..LogConfig::new("rustchat")
     }
     .static_field("node_id", loaded.config.cluster.node_id.clone());
-    if let Err(e) = ron_kernel::logging::init(log) {
-        eprintln!("config error: RUST_LOG: {e}");
-        return ExitCode::from(2);
+    if loaded.config.log.format == config::LogFormat::Pretty {
+        // log.format=pretty: human-readable lines for a developer's terminal; production
+        // keeps JSON (the runbook's jq queries need it).
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| log.default_filter.clone());
+        match tracing_subscriber::EnvFilter::try_new(&filter) {
+            Ok(f) => tracing_subscriber::fmt().with_env_filter(f).init(),
+            Err(e) => {
+                eprintln!("config error: RUST_LOG = {filter:?}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        if let Err(e) = ron_kernel::logging::init(log) {
+            eprintln!("config error: RUST_LOG: {e}");
+            return ExitCode::from(2);
+        }
+        ron_kernel::logging::install_panic_hook();
     }
-    ron_kernel::logging::install_panic_hook();
     if migrate_only {
         return runtime().block_on(migrate(loaded.config));
     }

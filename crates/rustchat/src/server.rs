@@ -31,6 +31,9 @@ use crate::store::migrate::MigrationReport;
 use crate::store::{Backend, Store, StoreError};
 use ron_kernel::{BreakerConfig, CircuitBreaker};
 
+/// After SIGTERM, how long `/ready` answers 503 while the listener still accepts, so a
+/// load balancer polling readiness sees the node leave before connections are refused.
+pub const READY_DRAIN_WINDOW: Duration = Duration::from_secs(1);
 /// First and longest pause between database connection attempts at start.
 pub const CONNECT_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 /// How often pool use is sampled for the saturation gauge.
@@ -284,6 +287,7 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
     };
     tokio::spawn(sample_pools(chat_metrics.clone(), store.clone()));
 
+    crate::store::SLOW_QUERY_MS.store(u64::from(cfg.log.slow_query_ms), Ordering::Relaxed);
     let jwt_secret = match cfg.jwt_key_material() {
         Some(k) => k,
         None => {
@@ -333,13 +337,18 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
 
     let _ = signals.await;
     tracing::info!("shutdown: draining");
+    // Order (CHAT-R12): /ready 503 at once, so load balancers stop sending, while the
+    // listener still accepts for READY_DRAIN_WINDOW; then stop accepting; WebSockets close
+    // 1001 spread over the first half of the grace; in-flight HTTP drains to the grace.
     readiness.shutting_down.store(true, Ordering::Release);
     state.shutting_down.store(true, Ordering::Release);
-    state
-        .hub
-        .close_user(None, crate::realtime::CloseReason::Shutdown);
-    shutdown.cancel();
     let grace = cfg.server.shutdown_grace();
+    tokio::time::sleep(READY_DRAIN_WINDOW.min(grace / 4)).await;
+    shutdown.cancel();
+    tokio::spawn(crate::realtime::ws::close_all_spread(
+        state.clone(),
+        grace / 2,
+    ));
     if tokio::time::timeout(grace, server).await.is_err() {
         tracing::warn!(
             grace_secs = grace.as_secs(),
@@ -410,6 +419,8 @@ pub fn reload_once(st: &AppState, opts: &crate::config::LoadOptions) {
     match crate::config::reload(&opts, &current) {
         Ok(r) => {
             st.limits.reconfigure(&r.config.security);
+            crate::store::SLOW_QUERY_MS
+                .store(u64::from(r.config.log.slow_query_ms), Ordering::Relaxed);
             st.config.store(Arc::new(r.config));
             st.metrics.config_reloads.with_label_values(&["ok"]).inc();
             tracing::info!(applied = ?r.applied, "config reload: ok");

@@ -612,3 +612,105 @@ fn production_check_config_names_each_problem() {
         assert!(!out.contains("secretpw"), "password not redacted: {out}");
     }
 }
+
+// Test 13, the load part (R26): rustchat_db_pool_saturation_ratio moves between scrapes
+// under load without anyone calling /stats (it is sampled every 100 ms).
+both!(pool_saturation_moves_under_load, |db| {
+    let Some(chat) = Chat::start(db, &[]) else {
+        return;
+    };
+    let (t, _) = chat.user("load");
+    let team = chat.team(&t, "load");
+    let ch = chat.channel(&t, &team, "load", "public");
+    for i in 0..50 {
+        chat.post(&t, &ch, &format!("p{i}"));
+    }
+    let pool = if db == Db::Sqlite { "read" } else { "main" };
+    let series = format!(r#"rustchat_db_pool_saturation_ratio{{pool="{pool}"}}"#);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (addr, tok, path, stop) = (
+            chat.addr,
+            t.clone(),
+            format!("/api/v1/channels/{ch}/posts?limit=200"),
+            stop.clone(),
+        );
+        workers.push(std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let raw = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {tok}\r\n\r\n");
+                let _ = test_support::http_raw(addr, raw.as_bytes(), false);
+            }
+        }));
+    }
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        seen.push(chat.metric(&series));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut distinct = seen.clone();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 2 && seen.iter().any(|v| *v > 0.0),
+        "{series}: {seen:?}"
+    );
+});
+
+// Test 48 (R12): SIGTERM -> /ready 503 `shutting_down` at once, an in-flight upload still
+// completes, exit 0 within the grace (WebSocket 1001 is in tests/realtime.rs).
+#[test]
+fn sigterm_flips_readiness_first_and_lets_an_upload_finish() {
+    use std::io::{Read, Write};
+    let mut chat = Chat::start(Db::Sqlite, &[]).unwrap();
+    let (t, _) = chat.user("uploader");
+    let team = chat.team(&t, "up");
+    let ch = chat.channel(&t, &team, "up", "public");
+    let payload = vec![7u8; 256 * 1024];
+    let (ct, body) = common::multipart(&[
+        ("channel_id", None, ch.as_bytes()),
+        (
+            "file",
+            Some(("blob.bin", "application/octet-stream")),
+            &payload,
+        ),
+    ]);
+    let mut s = std::net::TcpStream::connect(chat.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {t}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let half = body.len() / 2;
+    s.write_all(&body[..half]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    chat.svc.signal(15);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let ready = chat.call("GET", "/api/v1/health/ready", None, None);
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert!(
+        ready.json["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "shutting_down")
+    );
+    s.write_all(&body[half..]).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    assert!(
+        text.starts_with("HTTP/1.1 201"),
+        "upload during drain: {text}"
+    );
+    assert_eq!(
+        chat.svc.wait_exit(std::time::Duration::from_secs(35)),
+        Some(0)
+    );
+}

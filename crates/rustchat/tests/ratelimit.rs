@@ -155,3 +155,52 @@ fn default_limits_refuse_the_11th_login_and_the_31st_upgrade_per_ip() {
     );
     assert_eq!(codes.last().map(String::as_str), Some("429"), "{codes:?}");
 }
+
+// CHAT-R23 webhook class: keyed by hook, RUSTCHAT_SECURITY_RATE_LIMIT_WEBHOOK_PER_MINUTE per
+// minute; the next execution is 429 with the rate headers and counted with limit_type=hook.
+#[test]
+fn webhook_executions_are_limited_per_hook() {
+    let chat = Chat::start(
+        Db::Sqlite,
+        &[
+            ("RUSTCHAT_SECURITY_RATE_LIMIT_WEBHOOK_PER_MINUTE", "3"),
+            ("RUSTCHAT_SECURITY_RATE_LIMIT_AUTH_PER_MINUTE", "1000"),
+        ],
+    )
+    .unwrap();
+    let (t, _) = chat.user("hooker");
+    let team = chat.team(&t, "hooks");
+    let ch = chat.channel(&t, &team, "hooked", "public");
+    let mk = || {
+        let r = chat.call(
+            "POST",
+            "/api/v1/hooks/incoming",
+            Some(&t),
+            Some(&json!({"channel_id": ch, "display_name": "h"})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        format!(
+            "/hooks/{}",
+            r.json["url"].as_str().unwrap().rsplit('/').next().unwrap()
+        )
+    };
+    let (h1, h2) = (mk(), mk());
+    for i in 1..=3 {
+        let r = chat.call_raw("POST", &h1, None, Some(r#"{"text":"x"}"#), &[]);
+        assert_eq!(r.status, 200, "execution {i}");
+        assert_eq!(r.header("x-ratelimit-limit"), Some("3"));
+    }
+    let r = chat.call_raw("POST", &h1, None, Some(r#"{"text":"x"}"#), &[]);
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        chat.call_raw("POST", &h2, None, Some(r#"{"text":"x"}"#), &[])
+            .status,
+        200,
+        "another hook has its own bucket"
+    );
+    assert!(
+        chat.metric(r#"rustchat_rate_limit_hits_total{endpoint="webhook",limit_type="hook"}"#)
+            >= 1.0
+    );
+}

@@ -353,6 +353,17 @@ fn presence_online_offline_and_sticky_dnd() {
 #[test]
 fn a_stalled_reader_is_closed_and_a_healthy_one_gets_every_post_in_order() {
     let f = fixture(Db::Sqlite).unwrap();
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    let rss_before = rss(f.chat.svc.child.id());
     let before = f
         .chat
         .call("GET", "/api/v1/health/metrics", None, None)
@@ -401,6 +412,13 @@ fn a_stalled_reader_is_closed_and_a_healthy_one_gets_every_post_in_order() {
     assert!(
         slow(&after) - slow(&before).max(0.0) >= 1.0,
         "stalled client was not closed as slow"
+    );
+    // Bounded queues: the stalled connection cannot make the server hoard its backlog.
+    let grown = rss(f.chat.svc.child.id()).saturating_sub(rss_before);
+    assert!(
+        grown < 50 * 1024 * 1024,
+        "server RSS grew {} MiB",
+        grown / (1024 * 1024)
     );
 }
 
@@ -483,3 +501,83 @@ fn runbook_sql_raises_the_per_user_cap_without_restart() {
         (400, Some("site.max_simultaneous_connections"))
     );
 }
+
+// Test 28, the presence-dependent part: `@here` mentions only members online now; every DM
+// post is a mention for the other member.
+both!(
+    here_mentions_online_members_and_dm_posts_always_mention,
+    |db| {
+        let Some(f) = fixture(db) else { return };
+        // cal joins the team and the channel but stays offline; ben connects.
+        let cal_id = f.chat.call("GET", "/api/v1/auth/me", Some(&f.c), None).json["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let team = f.chat.call("GET", "/api/v1/teams", Some(&f.a), None).json[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        f.chat.call(
+            "POST",
+            &format!("/api/v1/teams/{team}/members"),
+            Some(&f.a),
+            Some(&json!({"user_id": cal_id})),
+        );
+        let add = f.chat.call(
+            "POST",
+            &format!("/api/v1/channels/{}/members", f.channel),
+            Some(&f.a),
+            Some(&json!({"user_id": cal_id})),
+        );
+        assert_eq!(add.status, 201);
+        let badge = |tok: &str, ch: &str| -> i64 {
+            let r = f
+                .chat
+                .call("GET", "/api/v1/users/me/unreads", Some(tok), None);
+            r.json
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["channel_id"] == ch)
+                .unwrap()["mention_count"]
+                .as_i64()
+                .unwrap()
+        };
+        rt().block_on(async {
+            let mut ben = connect(&f.chat, "/api/v1/ws", Some(&f.b)).await.unwrap();
+            assert!(next_json(&mut ben, 5).await.is_some());
+            let r = f.chat.call(
+                "POST",
+                &format!("/api/v1/channels/{}/posts", f.channel),
+                Some(&f.a),
+                Some(&json!({"message": "@here standup"})),
+            );
+            assert_eq!(r.status, 201);
+        });
+        assert_eq!(
+            badge(&f.b, &f.channel),
+            1,
+            "online member mentioned by @here"
+        );
+        assert_eq!(
+            badge(&f.c, &f.channel),
+            0,
+            "offline member not mentioned by @here"
+        );
+        let dm = f.chat.call(
+            "POST",
+            "/api/v1/channels/direct",
+            Some(&f.a),
+            Some(&json!({"user_id": cal_id})),
+        );
+        let dm = dm.json["id"].as_str().unwrap().to_string();
+        f.chat.call(
+            "POST",
+            &format!("/api/v1/channels/{dm}/posts"),
+            Some(&f.a),
+            Some(&json!({"message": "plain words"})),
+        );
+        assert_eq!(badge(&f.c, &dm), 1, "a DM post is a mention");
+        assert_eq!(badge(&f.a, &dm), 0, "never the author");
+    }
+);

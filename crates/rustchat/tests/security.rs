@@ -125,3 +125,121 @@ fn a_handler_panic_is_a_500_for_that_request_only() {
         "no ERROR line with the corr_id"
     );
 }
+
+// CHAT-R30: CORS is off unless origins are configured; a listed origin gets the allow and
+// expose headers and its preflight is answered; others get nothing.
+#[test]
+fn cors_only_for_configured_origins() {
+    let chat = Chat::start(
+        Db::Sqlite,
+        &[(
+            "RUSTCHAT_SECURITY_CORS_ALLOWED_ORIGINS",
+            "http://app.example",
+        )],
+    )
+    .unwrap();
+    let pre = chat.call_raw(
+        "OPTIONS",
+        "/api/v1/auth/me",
+        None,
+        None,
+        &[
+            "Origin: http://app.example",
+            "Access-Control-Request-Method: GET",
+            "Access-Control-Request-Headers: authorization",
+        ],
+    );
+    assert_eq!(pre.status, 204);
+    assert_eq!(
+        pre.header("access-control-allow-origin"),
+        Some("http://app.example")
+    );
+    assert!(
+        pre.header("access-control-allow-headers")
+            .unwrap()
+            .contains("X-CSRF-Token")
+    );
+    let get = chat.call_raw(
+        "GET",
+        "/api/v1/health/live",
+        None,
+        None,
+        &["Origin: http://app.example"],
+    );
+    assert_eq!(
+        get.header("access-control-allow-origin"),
+        Some("http://app.example")
+    );
+    assert!(
+        get.header("access-control-expose-headers")
+            .unwrap()
+            .contains("X-Request-Id")
+    );
+    let other = chat.call_raw(
+        "GET",
+        "/api/v1/health/live",
+        None,
+        None,
+        &["Origin: http://evil.example"],
+    );
+    assert!(other.header("access-control-allow-origin").is_none());
+    let off = Chat::start(Db::Sqlite, &[]).unwrap();
+    let r = off.call_raw(
+        "GET",
+        "/api/v1/health/live",
+        None,
+        None,
+        &["Origin: http://app.example"],
+    );
+    assert!(
+        r.header("access-control-allow-origin").is_none(),
+        "CORS must be off by default"
+    );
+}
+
+// CHAT-R6: HSTS in production with an https site_url, never in development.
+#[test]
+fn hsts_only_in_production_with_an_https_site() {
+    let prod = Chat::start(
+        Db::Sqlite,
+        &[
+            ("RUSTCHAT_ENVIRONMENT", "production"),
+            (
+                "RUSTCHAT_ENCRYPTION_KEY",
+                "ZW5jcnlwdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktcmFuZG9tLWJ5dGVzLVFXRVJUWVVJT1A=",
+            ),
+            ("RUSTCHAT_SITE_URL", "https://chat.example.com"),
+        ],
+    )
+    .unwrap();
+    let r = prod.call("GET", "/api/v1/health/live", None, None);
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    let dev = Chat::start(Db::Sqlite, &[]).unwrap();
+    assert!(
+        dev.call("GET", "/api/v1/health/live", None, None)
+            .header("strict-transport-security")
+            .is_none()
+    );
+}
+
+// CHAT-R27: with log.slow_query_ms=0 every store call logs `slow query` with numeric
+// latency_ms and the statement group in `op`.
+#[test]
+fn slow_queries_are_logged_with_their_op() {
+    let chat = Chat::start(Db::Sqlite, &[("RUSTCHAT_LOG__SLOW_QUERY_MS", "0")]).unwrap();
+    chat.user("slowpoke");
+    let lines = chat.svc.drain_lines(Duration::from_millis(300));
+    let slow: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.contains("\"message\":\"slow query\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        slow.iter().any(|v| v["fields"]["op"] == "create_user"),
+        "{slow:?}"
+    );
+    assert!(slow.iter().all(|v| v["fields"]["latency_ms"].is_u64()));
+}

@@ -5,8 +5,10 @@
 //! request observer (metrics by matched route template, `request completed` log line).
 //! Unknown paths are 404 JSON; known paths with another method 405 JSON.
 
+pub mod cors;
 pub mod json;
 pub mod render;
+pub mod timeout;
 pub mod v1;
 pub mod v4;
 pub mod validate;
@@ -96,13 +98,15 @@ pub fn router(st: AppState, readiness: Arc<Readiness>, obs: Observe) -> Router {
         .merge(health_routes(readiness, st.metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    // The state also travels as an extension so route layers written as plain functions
-    // (rate limits) can reach it; it is added outside the client-address layer.
+    // The state also travels as an extension, outermost, so every layer written as a
+    // plain function (rate limits, security headers, CORS, the 405 fallback) can reach it.
     finish(
-        api.layer(middleware::from_fn(crate::ratelimit::client_ip_layer))
-            .layer(axum::Extension(st)),
+        api.layer(middleware::from_fn(timeout::timeout))
+            .layer(middleware::from_fn(crate::ratelimit::client_ip_layer))
+            .layer(middleware::from_fn(cors::cors)),
         obs,
     )
+    .layer(axum::Extension(st))
 }
 
 /// The boot router: health and metrics; everything else 503 until the database is ready.
@@ -190,8 +194,23 @@ async fn method_not_allowed(uri: http::Uri, st: Option<axum::Extension<AppState>
 
 async fn security_headers(req: Request, next: Next) -> Response {
     let native = req.uri().path().starts_with("/api/v1/");
+    // HSTS only in production behind an https site_url (CHAT-R6).
+    let hsts = req.extensions().get::<AppState>().is_some_and(|st| {
+        let cfg = st.cfg();
+        cfg.is_production()
+            && cfg
+                .site_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    });
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -367,6 +367,11 @@ impl Hub {
         }
     }
 
+    /// Every connection, for shutdown.
+    pub fn all(&self) -> Vec<Arc<Conn>> {
+        self.index.read().conns.values().cloned().collect()
+    }
+
     fn deliver(
         &self,
         targets: Vec<Arc<Conn>>,

@@ -321,6 +321,20 @@ async fn serve(st: AppState, socket: WebSocket, user: AuthUser, api: Api, conn_i
     finish(&st, &conn, reason).await;
 }
 
+/// Closes every connection with 1001, spread evenly over `window` (at most 100 ms apart)
+/// so thousands of clients do not reconnect elsewhere in the same instant.
+pub async fn close_all_spread(st: AppState, window: Duration) {
+    let conns = st.hub.all();
+    if conns.is_empty() {
+        return;
+    }
+    let step = (window / conns.len() as u32).min(Duration::from_millis(100));
+    for c in conns {
+        c.close_with(CloseReason::Shutdown);
+        tokio::time::sleep(step).await;
+    }
+}
+
 fn bad_frame(conn: &Conn, invalid: &mut (Instant, u32)) {
     if invalid.0.elapsed() > Duration::from_secs(60) {
         *invalid = (Instant::now(), 0);

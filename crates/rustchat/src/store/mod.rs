@@ -239,8 +239,9 @@ impl Store {
 /// once per backend with `ops` naming that backend's statements and `c` its connection.
 #[macro_export]
 macro_rules! store_read {
-    ($store:expr, |$c:ident| $body:expr) => {
-        match &$store {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let __started = std::time::Instant::now();
+        let __out = match &$store {
             #[cfg(feature = "sqlite")]
             $crate::store::Store::Sqlite(s) => {
                 s.read(move |$c| {
@@ -263,16 +264,19 @@ macro_rules! store_read {
                 })
                 .await
             }
-        }
-    };
+        };
+        $crate::store::note_latency(stringify!($body), __started);
+        __out
+    }};
 }
 
 /// Runs a write in its own transaction (SQLite: a savepoint in the writer's batch); the
 /// caller is answered after the commit. Same shape as [`store_read!`].
 #[macro_export]
 macro_rules! store_write {
-    ($store:expr, |$c:ident| $body:expr) => {
-        match &$store {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let __started = std::time::Instant::now();
+        let __out = match &$store {
             #[cfg(feature = "sqlite")]
             $crate::store::Store::Sqlite(s) => {
                 s.write(move |$c| {
@@ -295,8 +299,35 @@ macro_rules! store_write {
                 })
                 .await
             }
-        }
-    };
+        };
+        $crate::store::note_latency(stringify!($body), __started);
+        __out
+    }};
+}
+
+/// `log.slow_query_ms`: statements at least this slow log INFO `slow query`. Set at start
+/// and on reload; a process-wide value because the store macros have no state at hand.
+pub static SLOW_QUERY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(500);
+
+/// Logs `slow query` (fields latency_ms, op) when a store call took too long. `body` is the
+/// macro body's source text; `op` is the first `ops::` function it calls.
+pub fn note_latency(body: &'static str, started: std::time::Instant) {
+    let ms = started.elapsed().as_millis() as u64;
+    if ms < SLOW_QUERY_MS.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let op = body
+        .split("ops ::")
+        .nth(1)
+        .or_else(|| body.split("ops::").nth(1))
+        .map(|rest| {
+            rest.trim_start()
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or("")
+        })
+        .unwrap_or("");
+    tracing::info!(latency_ms = ms, op, "slow query");
 }
 
 /// Milliseconds since the Unix epoch, the timestamp unit of every table.

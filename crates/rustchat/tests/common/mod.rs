@@ -70,15 +70,19 @@ impl Chat {
             all.push(("RUSTCHAT_SECURITY_RATE_LIMIT_AUTH_PER_MINUTE", "100000"));
             all.push(("RUSTCHAT_SECURITY_RATE_LIMIT_WS_PER_MINUTE", "100000"));
         }
-        all.extend_from_slice(&[
-            ("RUSTCHAT_HOST", "127.0.0.1"),
-            ("RUSTCHAT_PORT", &port),
-            ("RUSTCHAT_JWT_SECRET", JWT_SECRET),
-        ]);
+        all.extend_from_slice(&[("RUSTCHAT_HOST", "127.0.0.1"), ("RUSTCHAT_PORT", &port)]);
+        // A test that passes RUSTCHAT_JWT_SECRET itself decides; an empty value means "no
+        // secret at all" (the development ephemeral-secret path).
+        if !env.iter().any(|(k, _)| *k == "RUSTCHAT_JWT_SECRET") {
+            all.push(("RUSTCHAT_JWT_SECRET", JWT_SECRET));
+        }
         if let Some(u) = &db_url {
             all.push(("RUSTCHAT_DATABASE_URL", u));
         }
-        all.extend_from_slice(env);
+        all.extend(
+            env.iter()
+                .filter(|(k, v)| !(*k == "RUSTCHAT_JWT_SECRET" && v.is_empty())),
+        );
         let mut cmd = test_support::command(&bin(), &all);
         cmd.current_dir(&dir);
         let (svc, seen) = Service::start(cmd, "rustchat listening", 1);

@@ -229,6 +229,22 @@ pub async fn execute(
     let Some((hook, creator)) = hook else {
         return Err(ApiError::not_found("webhook"));
     };
+    // The webhook class is keyed by hook (CHAT-R23), checked once the hook is known.
+    let ip = req
+        .extensions()
+        .get::<crate::ratelimit::ClientIp>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let decision = st
+        .limits
+        .check(crate::ratelimit::Class::Webhook, &hook.id, None);
+    if let Some(d) = &decision
+        && !d.allowed
+    {
+        st.limits
+            .refused(&st, crate::ratelimit::Class::Webhook, &hook.id, &ip);
+        return Ok(crate::ratelimit::too_many(d, "/hooks"));
+    }
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -284,12 +300,16 @@ pub async fn execute(
         .messages_sent
         .with_label_values(&[SOURCE_WEBHOOK])
         .inc();
-    Ok((
+    let mut resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "ok",
     )
-        .into_response())
+        .into_response();
+    if let Some(d) = &decision {
+        crate::ratelimit::headers(d, &mut resp);
+    }
+    Ok(resp)
 }
 
 /// `https://` followed by at least a host, no whitespace or control characters.
