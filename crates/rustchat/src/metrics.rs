@@ -193,6 +193,11 @@ impl ChatMetrics {
         for result in ["ok", "error"] {
             m.config_reloads.with_label_values(&[result]);
         }
+        for direction in ["published", "received"] {
+            for kind in ["event", "heartbeat", "session_revoked", "config_changed"] {
+                m.cluster_messages.with_label_values(&[direction, kind]);
+            }
+        }
         m.cluster_nodes.set(1);
         Ok(m)
     }

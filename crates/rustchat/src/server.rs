@@ -310,8 +310,28 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
             k
         }
     };
+    let at_rest = crate::crypto::AtRest::new(&key);
+    // CHAT-R25: a key_check stored at first start detects a changed encryption key, which
+    // would make every stored secret unreadable.
+    let stored = crate::store_read!(store, |c| ops::key_check(c).await).unwrap_or_default();
+    if stored.is_empty() {
+        let v = at_rest.key_check();
+        if let Err(e) = crate::store_write!(store, |c| ops::set_key_check(c, &v).await) {
+            tracing::warn!(error = %e, "could not record the encryption key check");
+        }
+    } else if !at_rest.verify_key_check(&stored) {
+        if cfg.is_production() {
+            tracing::error!("encryption key does not match the one this database was set up with");
+            return Err(RunError::Startup(
+                "encryption_key: does not match the key_check stored in server_config".into(),
+            ));
+        }
+        tracing::warn!(
+            "encryption key does not match the one this database was set up with; stored secrets are unreadable"
+        );
+    }
     let state = AppState(Arc::new(Inner {
-        at_rest: crate::crypto::AtRest::new(&key),
+        at_rest,
         jwt: JwtKeys::new(&jwt_secret, &cfg.jwt.issuer, &cfg.jwt.audience),
         config: ArcSwap::new(cfg.clone()),
         store: store.clone(),

@@ -635,10 +635,14 @@ both!(sql_injection_strings_are_data_not_sql, |db| {
             ),
             (
                 "GET",
-                format!("/api/v1/channels/{}/posts", urlencode(s)),
+                format!("/api/v1/channels/{}/posts", common::urlencode(s)),
                 None,
             ),
-            ("GET", format!("/api/v1/teams?scope={}", urlencode(s)), None),
+            (
+                "GET",
+                format!("/api/v1/teams?scope={}", common::urlencode(s)),
+                None,
+            ),
             (
                 "POST",
                 "/api/v1/auth/register".to_string(),
@@ -663,18 +667,6 @@ both!(sql_injection_strings_are_data_not_sql, |db| {
         assert_eq!(chat.pg_count("SELECT count(*) FROM posts"), created as i64);
     }
 });
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 // CHAT R6: malformed JSON, wrong types, unknown fields, oversize bodies, bad ids.
 both!(bad_input_gets_the_documented_4xx, |db| {

@@ -162,3 +162,72 @@ fn postgres_outage_is_503_json_and_loses_no_acknowledged_post() {
         assert_eq!(n, "1", "post {id} stored {n} times");
     }
 }
+
+// Decision 14 (R12): with PostgreSQL down at start the process keeps retrying (live 200,
+// ready 503 naming database, ERROR `database unreachable`) and serves once it is up.
+#[test]
+fn starting_with_postgres_down_waits_for_it() {
+    let Some(pg) = PgServer::start_private() else {
+        return;
+    };
+    let url = pg.fresh_database();
+    pg.stop();
+    let chat = {
+        let dir = test_support::temp_dir("rustchat-late-db");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string();
+        let mut cmd = test_support::command(
+            &common::bin(),
+            &[
+                ("RUSTCHAT_HOST", "127.0.0.1"),
+                ("RUSTCHAT_PORT", &port),
+                ("RUSTCHAT_DATABASE_URL", &url),
+                ("RUSTCHAT_JWT_SECRET", common::JWT_SECRET),
+            ],
+        );
+        cmd.current_dir(&dir);
+        let (svc, seen) = test_support::Service::start(cmd, "rustchat listening", 1);
+        let addr = test_support::json_field(&seen[0], "bound_addr")
+            .unwrap()
+            .parse()
+            .unwrap();
+        (svc, addr)
+    };
+    let (svc, addr): (test_support::Service, std::net::SocketAddr) = chat;
+    let get = |p: &str| test_support::get(addr, p, &[]);
+    assert_eq!(get("/api/v1/health/live").status, 200);
+    let r = get("/api/v1/health/ready");
+    assert_eq!(r.status, 503);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(
+        v["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "database"),
+        "{v}"
+    );
+    // Other routes answer 503 until the database is there.
+    assert_eq!(get("/api/v1/auth/me").status, 503);
+    let lines = svc.drain_lines(Duration::from_secs(5));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"message\":\"database unreachable\"")
+                && l.contains("\"level\":\"ERROR\""))
+    );
+    pg.restart();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while get("/api/v1/health/ready").status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never became ready after PostgreSQL came up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(svc);
+}

@@ -144,3 +144,46 @@ both!(
         let _ = &mut chat;
     }
 );
+
+// CHAT-R25: the key_check stored at first start catches a changed encryption key: a WARN in
+// development, a refused start (exit 1) in production.
+#[test]
+fn a_changed_encryption_key_is_caught_by_the_key_check() {
+    let key_a = "a2V5LWEtZm9yLXRlc3RzLXJhbmRvbS1ieXRlcy1BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ==";
+    let key_b = "a2V5LWItZm9yLXRlc3RzLXJhbmRvbS1ieXRlcy1aWlpaWlpaWlpaWlpaWlpaWlpaWlpaWg==";
+    let chat =
+        common::Chat::start(common::Db::Sqlite, &[("RUSTCHAT_ENCRYPTION_KEY", key_a)]).unwrap();
+    chat.user("keeper");
+    let dir = chat.dir.clone();
+    let mut chat = chat.restart(&[("RUSTCHAT_ENCRYPTION_KEY", key_b)]);
+    let lines = chat.svc.drain_lines(std::time::Duration::from_millis(300));
+    assert!(
+        lines.iter().any(
+            |l| l.contains("\"level\":\"WARN\"") && l.contains("encryption key does not match")
+        )
+    );
+    chat.svc.signal(15);
+    let _ = chat.svc.wait_exit(std::time::Duration::from_secs(35));
+    let (code, out, err) = common::run_cli(
+        &dir,
+        &[],
+        &[
+            ("RUSTCHAT_ENVIRONMENT", "production"),
+            ("RUSTCHAT_JWT_SECRET", common::JWT_SECRET),
+            ("RUSTCHAT_ENCRYPTION_KEY", key_b),
+            ("RUSTCHAT_HOST", "127.0.0.1"),
+            ("RUSTCHAT_PORT", &free_port()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("does not match"), "{out}");
+}
+
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string()
+}

@@ -38,6 +38,11 @@ both!(v4_conventions_501_headers_and_paging, |db| {
         assert!(r.header("x-version-id").unwrap().starts_with("10.11.10."));
         assert!(r.header("cache-control").is_none());
     }
+    // The fallback is one series, whatever the path (bounded cardinality).
+    assert!(
+        chat.metric(r#"rustchat_http_requests_total{method="GET",route="/api/v4/*",status="501"}"#)
+            >= 1.0
+    );
     // Unauthenticated unknown routes are 501 too; a known path with another method is 405.
     assert_eq!(chat.call("GET", "/api/v4/plugins", None, None).status, 501);
     let r = chat.call("DELETE", "/api/v4/users/me", Some(&t), None);

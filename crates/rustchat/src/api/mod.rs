@@ -231,6 +231,17 @@ async fn security_headers(req: Request, next: Next) -> Response {
 async fn observe(State(obs): State<Observe>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
+    // log.* are reloadable: read them per request once the serving state exists.
+    let (slow_ms, log_all) = match req.extensions().get::<AppState>() {
+        Some(st) => {
+            let cfg = st.cfg();
+            (
+                u64::from(cfg.log.slow_request_ms),
+                cfg.log.access == crate::config::AccessLog::All,
+            )
+        }
+        None => (obs.slow_ms, obs.log_all),
+    };
     let route = match req
         .extensions()
         .get::<MatchedPath>()
@@ -252,7 +263,7 @@ async fn observe(State(obs): State<Observe>, req: Request, next: Next) -> Respon
         .with_label_values(&[method.as_str(), &route])
         .observe(elapsed.as_secs_f64());
     let latency_ms = elapsed.as_millis() as u64;
-    if obs.log_all || status >= 400 || latency_ms >= obs.slow_ms {
+    if log_all || status >= 400 || latency_ms >= slow_ms {
         tracing::info!(method = %method, route = %route, status, latency_ms, "request completed");
     } else {
         tracing::debug!(method = %method, route = %route, status, latency_ms, "request completed");

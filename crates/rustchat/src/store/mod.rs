@@ -239,47 +239,31 @@ impl Store {
 /// once per backend with `ops` naming that backend's statements and `c` its connection.
 #[macro_export]
 macro_rules! store_read {
-    ($store:expr, |$c:ident| $body:expr) => {{
-        let __started = std::time::Instant::now();
-        let __out = match &$store {
-            #[cfg(feature = "sqlite")]
-            $crate::store::Store::Sqlite(s) => {
-                s.read(move |$c| {
-                    Box::pin(async move {
-                        #[allow(unused_imports)]
-                        use $crate::store::sqlite_ops as ops;
-                        $body
-                    })
-                })
-                .await
-            }
-            #[cfg(feature = "postgres")]
-            $crate::store::Store::Postgres(p) => {
-                p.read(move |$c| {
-                    Box::pin(async move {
-                        #[allow(unused_imports)]
-                        use $crate::store::pg_ops as ops;
-                        $body
-                    })
-                })
-                .await
-            }
-        };
-        $crate::store::note_latency(stringify!($body), __started);
-        __out
-    }};
+    ($store:expr, |$c:ident| $body:expr) => {
+        $crate::store_call!(read, $store, |$c| $body)
+    };
 }
 
 /// Runs a write in its own transaction (SQLite: a savepoint in the writer's batch); the
 /// caller is answered after the commit. Same shape as [`store_read!`].
 #[macro_export]
 macro_rules! store_write {
-    ($store:expr, |$c:ident| $body:expr) => {{
+    ($store:expr, |$c:ident| $body:expr) => {
+        $crate::store_call!(write, $store, |$c| $body)
+    };
+}
+
+/// The body of [`store_read!`] and [`store_write!`]: dispatch on the backend, bind `ops`,
+/// time the call for the `slow query` line.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! store_call {
+    ($method:ident, $store:expr, |$c:ident| $body:expr) => {{
         let __started = std::time::Instant::now();
         let __out = match &$store {
             #[cfg(feature = "sqlite")]
             $crate::store::Store::Sqlite(s) => {
-                s.write(move |$c| {
+                s.$method(move |$c| {
                     Box::pin(async move {
                         #[allow(unused_imports)]
                         use $crate::store::sqlite_ops as ops;
@@ -290,7 +274,7 @@ macro_rules! store_write {
             }
             #[cfg(feature = "postgres")]
             $crate::store::Store::Postgres(p) => {
-                p.write(move |$c| {
+                p.$method(move |$c| {
                     Box::pin(async move {
                         #[allow(unused_imports)]
                         use $crate::store::pg_ops as ops;

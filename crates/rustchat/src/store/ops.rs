@@ -1382,3 +1382,21 @@ pub async fn put_server_config(
         .await?;
     Ok(())
 }
+
+/// The stored encryption `key_check` ('' before the first start with a key).
+pub async fn key_check(c: &mut Conn) -> StoreResult<String> {
+    Ok(
+        sqlx::query_scalar("SELECT key_check FROM server_config WHERE id = 'default'")
+            .fetch_one(&mut *c)
+            .await?,
+    )
+}
+
+/// Records the encryption `key_check` once (only while none is stored).
+pub async fn set_key_check(c: &mut Conn, value: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE server_config SET key_check = $1 WHERE id = 'default' AND key_check = ''")
+        .bind(value)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}

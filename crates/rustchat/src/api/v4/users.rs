@@ -77,18 +77,21 @@ pub async fn get(
     Ok(Json(render::user(&u, &me.user)))
 }
 
+/// A body id list: at most [`MAX_IDS`](crate::api::v1::users::MAX_IDS) well-formed ids.
+fn check_ids(ids: &[String]) -> Result<(), ApiError> {
+    if ids.len() > crate::api::v1::users::MAX_IDS {
+        return Err(ApiError::validation("user_ids", "too many ids"));
+    }
+    ids.iter().try_for_each(|id| validate::id("user_ids", id))
+}
+
 /// `POST /users/ids`: body is a JSON array of ids.
 pub async fn by_ids(
     State(st): State<AppState>,
     V4User(me): V4User,
     V4Body(ids): V4Body<Vec<String>>,
 ) -> V4Result<Json<Value>> {
-    if ids.len() > crate::api::v1::users::MAX_IDS {
-        return Err(ApiError::validation("user_ids", "too many ids").into());
-    }
-    for id in &ids {
-        validate::id("user_ids", id)?;
-    }
+    check_ids(&ids)?;
     let users = store_read!(st.store, |c| ops::users_by_ids(c, &ids).await)?;
     Ok(Json(json!(
         users
@@ -153,12 +156,7 @@ pub async fn statuses(
     V4User(_me): V4User,
     V4Body(ids): V4Body<Vec<String>>,
 ) -> V4Result<Json<Value>> {
-    if ids.len() > crate::api::v1::users::MAX_IDS {
-        return Err(ApiError::validation("user_ids", "too many ids").into());
-    }
-    for id in &ids {
-        validate::id("user_ids", id)?;
-    }
+    check_ids(&ids)?;
     let m = presence::statuses(&st, &ids).await?;
     Ok(Json(json!(
         ids.iter()
