@@ -1,0 +1,197 @@
+//! Processors and their context (MNG-R04, R05). Every method runs on the group's thread,
+//! so processor state need not be `Send` (processors are built there too).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::event::{Envelope, Event};
+use crate::sink::{SinkHandle, SinkItem, SinkSendError};
+use crate::timer::{TimerId, Timers, TimersFull};
+
+/// Why `on_event` (or `on_timer`) failed; the event is retried, then quarantined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProcessorError(pub String);
+
+impl ProcessorError {
+    /// An error with this text.
+    pub fn new(msg: impl Into<String>) -> Self {
+        ProcessorError(msg.into())
+    }
+}
+
+/// A subscription changed state (after `disconnect`, after `queues.reconnect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionEvent {
+    /// The `disconnect` policy cut the subscription.
+    Disconnected,
+    /// `queues.reconnect` restored it.
+    Reconnected,
+}
+
+/// A processor's configuration map.
+pub type ConfigMap = serde_json::Map<String, Value>;
+
+/// What a processor does. Only `on_event` is required.
+pub trait Processor<E: Event> {
+    /// First call, on the group thread; subscriptions and handles are taken here or in
+    /// `start`. An `Err` fails startup.
+    fn init(&mut self, _ctx: &mut Context<'_, E>) -> Result<(), String> {
+        Ok(())
+    }
+    /// After `init`. An `Err` fails startup.
+    fn start(&mut self, _ctx: &mut Context<'_, E>) -> Result<(), String> {
+        Ok(())
+    }
+    /// Once the whole server has started.
+    fn start_complete(&mut self, _ctx: &mut Context<'_, E>) {}
+    /// One event.
+    fn on_event(
+        &mut self,
+        env: &Envelope<E>,
+        ctx: &mut Context<'_, E>,
+    ) -> Result<(), ProcessorError>;
+    /// A timer this processor scheduled fired.
+    fn on_timer(&mut self, _token: u64, _ctx: &mut Context<'_, E>) -> Result<(), ProcessorError> {
+        Ok(())
+    }
+    /// After each non-empty batch this processor received (for flushing).
+    fn on_batch_end(&mut self, _ctx: &mut Context<'_, E>) {}
+    /// A subscription was disconnected or reconnected.
+    fn on_subscription(&mut self, _feed: &str, _event: SubscriptionEvent) {}
+    /// A command this processor registered.
+    fn on_admin_command(&mut self, name: &str, _args: &[String]) -> Result<Value, String> {
+        Err(format!("no command {name}"))
+    }
+    /// New `config` on reload; the default refuses.
+    fn on_config_change(&mut self, _config: &ConfigMap) -> Result<(), String> {
+        Err("not reloadable".into())
+    }
+    /// Stopping (admin or shutdown).
+    fn stop(&mut self, _ctx: &mut Context<'_, E>) {}
+    /// Last call.
+    fn tear_down(&mut self) {}
+}
+
+/// Builds a processor on its group thread.
+pub type ProcessorFactory<E> = Box<dyn FnOnce() -> Result<Box<dyn Processor<E>>, String> + Send>;
+
+/// Context methods called at the wrong time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    /// `subscribe`/`sink` after `start`.
+    #[error("subscribe/sink lookups are only allowed in init and start")]
+    SubscribeTooLate,
+    /// No such feed.
+    #[error("no feed named {0}")]
+    UnknownFeed(String),
+    /// No such sink.
+    #[error("no sink named {0}")]
+    UnknownSink(String),
+}
+
+/// The group-wide part of a context.
+pub struct GroupCore<E> {
+    pub(crate) group: &'static str,
+    pub(crate) epoch: Instant,
+    pub(crate) timers: Timers,
+    pub(crate) sinks: Arc<HashMap<String, SinkHandle<E>>>,
+    pub(crate) feeds: Arc<Vec<&'static str>>,
+    pub(crate) names: Vec<&'static str>,
+    pub(crate) configs: Vec<ConfigMap>,
+    /// Subscriptions requested during init/start: (processor, feed index).
+    pub(crate) subscriptions: Vec<(u32, u32)>,
+    pub(crate) now_ns: u64,
+}
+
+/// What a processor may use; built on the stack for each call.
+pub struct Context<'a, E> {
+    pub(crate) core: &'a mut GroupCore<E>,
+    pub(crate) proc: u32,
+    pub(crate) starting: bool,
+    pub(crate) origin: Option<(&'static str, u64)>,
+}
+
+impl<E: Event> Context<'_, E> {
+    /// Subscribes this processor to `feed` (init/start only).
+    pub fn subscribe(&mut self, feed: &str) -> Result<(), ContextError> {
+        if !self.starting {
+            return Err(ContextError::SubscribeTooLate);
+        }
+        let idx = self
+            .core
+            .feeds
+            .iter()
+            .position(|f| *f == feed)
+            .ok_or_else(|| ContextError::UnknownFeed(feed.into()))?;
+        if !self.core.subscriptions.contains(&(self.proc, idx as u32)) {
+            self.core.subscriptions.push((self.proc, idx as u32));
+        }
+        Ok(())
+    }
+
+    /// A sink handle (init/start only).
+    pub fn sink(&mut self, name: &str) -> Result<SinkHandle<E>, ContextError> {
+        if !self.starting {
+            return Err(ContextError::SubscribeTooLate);
+        }
+        self.core
+            .sinks
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ContextError::UnknownSink(name.into()))
+    }
+
+    /// Schedules `on_timer(token)` after `d`.
+    pub fn schedule_after(&mut self, d: Duration, token: u64) -> Result<TimerId, TimersFull> {
+        let due = self.now_ns().saturating_add(d.as_nanos() as u64);
+        self.core.timers.schedule(due, self.proc, token)
+    }
+
+    /// Schedules `on_timer(token)` at `at`.
+    pub fn schedule_at(&mut self, at: Instant, token: u64) -> Result<TimerId, TimersFull> {
+        let due = at.saturating_duration_since(self.core.epoch).as_nanos() as u64;
+        self.core.timers.schedule(due, self.proc, token)
+    }
+
+    /// Cancels a timer; false when it already fired or was cancelled.
+    pub fn cancel(&mut self, id: TimerId) -> bool {
+        self.core.timers.cancel(id)
+    }
+
+    /// Monotonic nanoseconds since the group started.
+    pub fn now_ns(&self) -> u64 {
+        self.core.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Wall-clock time.
+    pub fn wall(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+
+    /// This processor's `config`.
+    pub fn config(&self) -> &ConfigMap {
+        &self.core.configs[self.proc as usize]
+    }
+
+    /// Sends `v` to `sink`, carrying the current event's origin.
+    pub fn forward(&self, sink: &SinkHandle<E>, v: E) -> Result<(), SinkSendError<E>> {
+        sink.send_item(SinkItem {
+            value: v,
+            origin: self.origin,
+        })
+    }
+
+    /// This processor's name.
+    pub fn name(&self) -> &'static str {
+        self.core.names[self.proc as usize]
+    }
+
+    /// The group's name.
+    pub fn group(&self) -> &'static str {
+        self.core.group
+    }
+}

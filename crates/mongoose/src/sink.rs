@@ -1,0 +1,166 @@
+//! Sink handles (MNG-R05, R26): how processors hand values to sinks.
+//!
+//! `SinkHandle::send` never blocks and always gives the value back on failure: `Closed`
+//! after shutdown, `Full` when the sink's queue is full. A `memory` sink is inline: its
+//! bounded ring evicts the oldest item at capacity and counts the eviction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::event::Event;
+
+/// Why `send` did not take the value.
+#[derive(Debug, PartialEq)]
+pub enum SinkSendError<E> {
+    /// The sink's queue is full.
+    Full(E),
+    /// The sink's circuit breaker is open.
+    CircuitOpen(E),
+    /// The sink is closed (shutdown).
+    Closed(E),
+}
+
+/// An item as a sink receives it: a value with its origin (feed, seq).
+#[derive(Debug, Clone)]
+pub struct SinkItem<E> {
+    /// The value.
+    pub value: E,
+    /// Where it came from, when forwarded from an event.
+    pub origin: Option<(&'static str, u64)>,
+}
+
+/// Counters of one sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Accepted by `send`.
+    pub sent: AtomicU64,
+    /// Written.
+    pub written: AtomicU64,
+    /// Evicted (memory sinks).
+    pub evicted: AtomicU64,
+    /// Refused: full.
+    pub rejected_full: AtomicU64,
+    /// Refused: breaker open.
+    pub rejected_open: AtomicU64,
+    /// Refused: closed.
+    pub rejected_closed: AtomicU64,
+}
+
+struct Shared<E> {
+    name: &'static str,
+    ring: ArrayQueue<SinkItem<E>>,
+    inline: bool,
+    closed: AtomicBool,
+    stats: SinkStats,
+}
+
+/// A cheap, cloneable handle on one sink.
+pub struct SinkHandle<E> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for SinkHandle<E> {
+    fn clone(&self) -> Self {
+        SinkHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<E: Event> SinkHandle<E> {
+    /// An inline `memory` sink keeping the last `capacity` items.
+    pub fn memory(name: &'static str, capacity: usize) -> Self {
+        SinkHandle {
+            shared: Arc::new(Shared {
+                name,
+                ring: ArrayQueue::new(capacity.max(1)),
+                inline: true,
+                closed: AtomicBool::new(false),
+                stats: SinkStats::default(),
+            }),
+        }
+    }
+
+    /// The sink's name.
+    pub fn name(&self) -> &'static str {
+        self.shared.name
+    }
+
+    /// Hands `v` to the sink.
+    pub fn send(&self, v: E) -> Result<(), SinkSendError<E>> {
+        self.send_item(SinkItem {
+            value: v,
+            origin: None,
+        })
+    }
+
+    /// Hands an item with its origin to the sink.
+    pub fn send_item(&self, item: SinkItem<E>) -> Result<(), SinkSendError<E>> {
+        let s = &*self.shared;
+        if s.closed.load(Ordering::Acquire) {
+            s.stats.rejected_closed.fetch_add(1, Ordering::Relaxed);
+            return Err(SinkSendError::Closed(item.value));
+        }
+        if s.inline {
+            if s.ring.force_push(item).is_some() {
+                s.stats.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+            s.stats.sent.fetch_add(1, Ordering::Relaxed);
+            s.stats.written.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        match s.ring.push(item) {
+            Ok(()) => {
+                s.stats.sent.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(item) => {
+                s.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
+                Err(SinkSendError::Full(item.value))
+            }
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &SinkStats {
+        &self.shared.stats
+    }
+
+    /// Closes the sink: later sends get `Closed`.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+    }
+
+    /// A memory sink's contents, oldest first (a snapshot; the ring keeps them).
+    pub fn snapshot(&self) -> Vec<SinkItem<E>> {
+        let s = &*self.shared;
+        let mut all = Vec::with_capacity(s.ring.len());
+        while let Some(i) = s.ring.pop() {
+            all.push(i);
+        }
+        for i in &all {
+            let _ = s.ring.force_push(i.clone());
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sinks_evict_the_oldest_and_closed_sinks_give_values_back() {
+        let s = SinkHandle::<u64>::memory("m", 3);
+        for i in 0..5 {
+            s.send(i).unwrap();
+        }
+        let got: Vec<u64> = s.snapshot().into_iter().map(|i| i.value).collect();
+        assert_eq!(got, [2, 3, 4]);
+        assert_eq!(s.stats().evicted.load(Ordering::Relaxed), 2);
+        s.close();
+        assert_eq!(s.send(9), Err(SinkSendError::Closed(9)));
+    }
+}
