@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod builtins;
 pub mod event;
 pub mod group;
 pub mod idle;

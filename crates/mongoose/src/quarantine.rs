@@ -91,9 +91,13 @@ pub struct QuarantineRecord {
     pub truncated: bool,
 }
 
+/// RFC3339 UTC with milliseconds, from epoch milliseconds.
+pub fn rfc3339_ms(ms: i64) -> String {
+    time_from_ms(ms).unwrap_or_default()
+}
+
 fn rfc3339(ms: i64) -> String {
-    let t = time_from_ms(ms);
-    t.unwrap_or_default()
+    rfc3339_ms(ms)
 }
 
 fn time_from_ms(ms: i64) -> Option<String> {
