@@ -26,6 +26,7 @@ pub mod quarantine;
 pub mod queue;
 pub mod server;
 pub mod sink;
+pub mod sink_agent;
 pub mod timer;
 
 pub use event::{Envelope, Event, JsonEvent, Record};

@@ -70,6 +70,8 @@ pub struct ServerSpec<E> {
     pub groups: Vec<GroupSpec<E>>,
     /// Memory sinks: (name, capacity).
     pub memory_sinks: Vec<(String, usize)>,
+    /// Agent-hosted sinks (started before the groups, hosted on the `sinks` agent).
+    pub sinks: Vec<crate::sink_agent::SinkSpec<E>>,
     /// Quarantine ring size.
     pub quarantine_capacity: usize,
     /// How long a group may take to start.
@@ -120,6 +122,7 @@ pub struct RunningServer<E: Event> {
     sinks: Arc<HashMap<String, SinkHandle<E>>>,
     quarantine: Arc<Quarantine>,
     stopped: AtomicBool,
+    sink_agent: Mutex<Option<crate::sink_agent::SinkAgent>>,
     /// Published with no subscriber, per feed (also in `FeedShared`).
     pub unrouted: AtomicU64,
 }
@@ -137,9 +140,11 @@ impl<E: Event> RunningServer<E> {
             }
             names.push(spec.name.clone());
         }
+        let name = spec.name.clone();
         let out = Self::start_inner(spec);
         if let Err(e) = &out {
             tracing::error!(component = %e.component, error = %e.error, "startup_failed");
+            NAMES.lock().retain(|n| *n != name);
         }
         out
     }
@@ -150,13 +155,27 @@ impl<E: Event> RunningServer<E> {
         let feed_names: Arc<Vec<&'static str>> =
             Arc::new(spec.feeds.iter().map(|f| leak(&f.name)).collect());
         let broadcast = Arc::new(spec.feeds.iter().map(|f| f.broadcast).collect::<Vec<_>>());
-        let sinks: Arc<HashMap<String, SinkHandle<E>>> = Arc::new(
-            spec.memory_sinks
-                .iter()
-                .map(|(n, c)| (n.clone(), SinkHandle::memory(leak(n), *c)))
-                .collect(),
-        );
         let quarantine = Arc::new(Quarantine::new(spec.quarantine_capacity));
+        let mut sink_map: HashMap<String, SinkHandle<E>> = spec
+            .memory_sinks
+            .iter()
+            .map(|(n, c)| (n.clone(), SinkHandle::memory(leak(n), *c)))
+            .collect();
+        let sink_agent = if spec.sinks.is_empty() {
+            None
+        } else {
+            let (agent, hosted) = crate::sink_agent::start(
+                spec.sinks,
+                server,
+                crate::idle::IdleStrategy::default(),
+                quarantine.clone(),
+            )?;
+            for (h, _) in hosted {
+                sink_map.insert(h.name().to_string(), h);
+            }
+            Some(agent)
+        };
+        let sinks: Arc<HashMap<String, SinkHandle<E>>> = Arc::new(sink_map);
         let mut started: Vec<Started<E>> = Vec::new();
         let mut failure: Option<StartError> = None;
         for g in spec.groups {
@@ -208,6 +227,9 @@ impl<E: Event> RunningServer<E> {
             for (_, h, _, wtx, _) in started.into_iter().rev() {
                 let _ = wtx.try_send(None);
                 let _ = h.join();
+            }
+            if let Some(mut a) = sink_agent {
+                a.shutdown(Duration::ZERO);
             }
             return Err(f);
         }
@@ -288,6 +310,7 @@ impl<E: Event> RunningServer<E> {
             sinks,
             quarantine,
             stopped: AtomicBool::new(false),
+            sink_agent: Mutex::new(sink_agent),
             unrouted: AtomicU64::new(0),
         })
     }
@@ -412,6 +435,10 @@ impl<E: Event> RunningServer<E> {
         }
         for h in self.threads.lock().drain(..).rev() {
             let _ = h.join();
+        }
+        // Sinks last: they drain what the groups forwarded, within what is left.
+        if let Some(mut a) = self.sink_agent.lock().take() {
+            a.shutdown(d.saturating_duration_since(Instant::now()));
         }
         for s in self.sinks.values() {
             s.close();

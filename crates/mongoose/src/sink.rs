@@ -54,6 +54,7 @@ struct Shared<E> {
     inline: bool,
     closed: AtomicBool,
     stats: SinkStats,
+    breaker: Option<Arc<ron_kernel::CircuitBreaker>>,
 }
 
 /// A cheap, cloneable handle on one sink.
@@ -79,8 +80,40 @@ impl<E: Event> SinkHandle<E> {
                 inline: true,
                 closed: AtomicBool::new(false),
                 stats: SinkStats::default(),
+                breaker: None,
             }),
         }
+    }
+
+    /// A queued sink of `capacity`, written by a sink agent behind `breaker`.
+    pub fn queued(
+        name: &'static str,
+        capacity: usize,
+        breaker: Option<Arc<ron_kernel::CircuitBreaker>>,
+    ) -> Self {
+        SinkHandle {
+            shared: Arc::new(Shared {
+                name,
+                ring: ArrayQueue::new(capacity.max(1)),
+                inline: false,
+                closed: AtomicBool::new(false),
+                stats: SinkStats::default(),
+                breaker,
+            }),
+        }
+    }
+
+    /// The breaker's state, when the sink has one.
+    pub fn circuit(&self) -> Option<ron_kernel::BreakerState> {
+        self.shared.breaker.as_ref().map(|b| b.state())
+    }
+
+    pub(crate) fn pop(&self) -> Option<SinkItem<E>> {
+        self.shared.ring.pop()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shared.ring.is_empty()
     }
 
     /// The sink's name.
@@ -110,6 +143,13 @@ impl<E: Event> SinkHandle<E> {
             s.stats.sent.fetch_add(1, Ordering::Relaxed);
             s.stats.written.fetch_add(1, Ordering::Relaxed);
             return Ok(());
+        }
+        if s.breaker
+            .as_ref()
+            .is_some_and(|b| b.state() == ron_kernel::BreakerState::Open)
+        {
+            s.stats.rejected_open.fetch_add(1, Ordering::Relaxed);
+            return Err(SinkSendError::CircuitOpen(item.value));
         }
         match s.ring.push(item) {
             Ok(()) => {

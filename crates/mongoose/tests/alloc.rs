@@ -99,6 +99,7 @@ fn the_hot_path_allocates_nothing() {
             }],
         }],
         memory_sinks: vec![],
+        sinks: vec![],
         quarantine_capacity: 16,
         start_timeout: Duration::from_secs(5),
     };

@@ -41,6 +41,7 @@ fn run(name: &str, procs: Vec<(&'static str, Factory)>, sinks: &[&str]) -> Runni
                 .collect(),
         }],
         memory_sinks: sinks.iter().map(|s| (s.to_string(), 10_000)).collect(),
+        sinks: vec![],
         quarantine_capacity: 100,
         start_timeout: Duration::from_secs(5),
     };

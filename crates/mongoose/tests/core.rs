@@ -91,6 +91,7 @@ fn server(
             }],
         }],
         memory_sinks: vec![],
+        sinks: vec![],
         quarantine_capacity: 100,
         start_timeout: Duration::from_secs(5),
     };
@@ -463,6 +464,7 @@ fn timers_fire_on_the_group_thread() {
             }],
         }],
         memory_sinks: vec![],
+        sinks: vec![],
         quarantine_capacity: 10,
         start_timeout: Duration::from_secs(5),
     };
@@ -523,6 +525,7 @@ fn failing_init_aborts_startup_and_names_are_unique() {
             }],
         }],
         memory_sinks: vec![],
+        sinks: vec![],
         quarantine_capacity: 10,
         start_timeout: Duration::from_secs(5),
     };
