@@ -19,6 +19,7 @@
 pub mod builtins;
 pub mod event;
 pub mod group;
+pub mod health;
 pub mod idle;
 pub mod processor;
 pub mod publish;

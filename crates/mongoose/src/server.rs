@@ -76,6 +76,8 @@ pub struct ServerSpec<E> {
     pub quarantine_capacity: usize,
     /// How long a group may take to start.
     pub start_timeout: Duration,
+    /// Health checks.
+    pub health: crate::health::HealthConfig,
 }
 
 /// Why a server did not start.
@@ -123,6 +125,9 @@ pub struct RunningServer<E: Event> {
     quarantine: Arc<Quarantine>,
     stopped: AtomicBool,
     sink_agent: Mutex<Option<crate::sink_agent::SinkAgent>>,
+    health: Arc<crate::health::Health>,
+    monitor_stop: Arc<AtomicBool>,
+    monitor: Mutex<Option<JoinHandle<()>>>,
     /// Published with no subscriber, per feed (also in `FeedShared`).
     pub unrouted: AtomicU64,
 }
@@ -298,6 +303,18 @@ impl<E: Event> RunningServer<E> {
         for g in gos {
             let _ = g.send(true);
         }
+        let health = crate::health::Health::new(spec.health);
+        let monitor_stop = Arc::new(AtomicBool::new(false));
+        let monitor = crate::health::spawn_monitor(
+            health.clone(),
+            crate::health::Watched {
+                groups: groups.clone(),
+                subs: subs.clone(),
+            },
+            monitor_stop.clone(),
+        )
+        .ok();
+        health.set_started();
         tracing::info!(server, "server_ready");
         Ok(RunningServer {
             name: spec.name,
@@ -311,6 +328,9 @@ impl<E: Event> RunningServer<E> {
             quarantine,
             stopped: AtomicBool::new(false),
             sink_agent: Mutex::new(sink_agent),
+            health,
+            monitor_stop,
+            monitor: Mutex::new(monitor),
             unrouted: AtomicU64::new(0),
         })
     }
@@ -330,6 +350,11 @@ impl<E: Event> RunningServer<E> {
     /// A sink handle (for memory sink snapshots).
     pub fn memory_sink(&self, name: &str) -> Option<SinkHandle<E>> {
         self.sinks.get(name).cloned()
+    }
+
+    /// Liveness and readiness.
+    pub fn health(&self) -> crate::health::HealthReport {
+        self.health.report()
     }
 
     /// The quarantine.
@@ -426,6 +451,7 @@ impl<E: Event> RunningServer<E> {
         }
         tracing::info!(server = %self.name, deadline_ms = deadline.as_millis() as u64, "shutdown_begin");
         let started = Instant::now();
+        self.health.set_shutting_down();
         self.phase.store(PHASE_CLOSED, Ordering::Release);
         let d = started + deadline;
         for g in self.groups.iter().rev() {
@@ -442,6 +468,10 @@ impl<E: Event> RunningServer<E> {
         }
         for s in self.sinks.values() {
             s.close();
+        }
+        self.monitor_stop.store(true, Ordering::Release);
+        if let Some(m) = self.monitor.lock().take() {
+            let _ = m.join();
         }
         let undrained: u64 = self
             .subs

@@ -102,6 +102,7 @@ fn the_hot_path_allocates_nothing() {
         sinks: vec![],
         quarantine_capacity: 16,
         start_timeout: Duration::from_secs(5),
+        health: Default::default(),
     };
     let srv = RunningServer::start(spec).unwrap();
     assert!(

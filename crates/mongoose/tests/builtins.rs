@@ -44,6 +44,7 @@ fn run(name: &str, procs: Vec<(&'static str, Factory)>, sinks: &[&str]) -> Runni
         sinks: vec![],
         quarantine_capacity: 100,
         start_timeout: Duration::from_secs(5),
+        health: Default::default(),
     };
     RunningServer::start(spec).unwrap()
 }

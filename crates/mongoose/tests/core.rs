@@ -94,6 +94,7 @@ fn server(
         sinks: vec![],
         quarantine_capacity: 100,
         start_timeout: Duration::from_secs(5),
+        health: Default::default(),
     };
     (RunningServer::start(spec).unwrap(), group.to_string())
 }
@@ -467,6 +468,7 @@ fn timers_fire_on_the_group_thread() {
         sinks: vec![],
         quarantine_capacity: 10,
         start_timeout: Duration::from_secs(5),
+        health: Default::default(),
     };
     let srv = RunningServer::start(spec).unwrap();
     srv.publisher("f").unwrap().publish(1).unwrap();
@@ -528,6 +530,7 @@ fn failing_init_aborts_startup_and_names_are_unique() {
         sinks: vec![],
         quarantine_capacity: 10,
         start_timeout: Duration::from_secs(5),
+        health: Default::default(),
     };
     let err = RunningServer::start(mk(&unique("srv"), true))
         .err()

@@ -125,6 +125,7 @@ fn the_breaker_opens_on_retryable_failures_and_recovers_while_permanent_ones_are
         }],
         quarantine_capacity: 16,
         start_timeout: Duration::from_secs(5),
+        health: Default::default(),
     };
     let srv = RunningServer::start(spec).unwrap();
     let out = srv.memory_sink("out").unwrap();
@@ -189,6 +190,7 @@ fn a_critical_sink_that_cannot_start_fails_startup() {
         }],
         quarantine_capacity: 4,
         start_timeout: Duration::from_secs(5),
+        health: Default::default(),
     };
     let e = RunningServer::start(spec).err().unwrap();
     assert_eq!(e.component, "sink 'tcp-out'");

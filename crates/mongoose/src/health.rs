@@ -1,0 +1,223 @@
+//! Liveness and readiness (MNG-R29), computed by the `mg-monitor` thread every
+//! `checkIntervalMs` from counters the agents already keep (no clocks on the agents).
+//!
+//! Liveness: an agent is stale when its `duty_cycles` has not moved for `agentStaleMs`.
+//! Readiness: ready exactly when `missing` is empty; `missing` is sorted and holds
+//! `starting`, `shutting_down`, `group:NAME`, `backlog:F/G` (set at depth ≥ threshold,
+//! cleared at the first sample below ⌊threshold/2⌋), `disconnected:F/G` and `agent:NAME`.
+//! `since` moves on every ready↔degraded flip; `retry_after` is `retryAfterS` while
+//! degraded, else 0.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+
+use crate::group::{GroupShared, PROC_RUNNING};
+use crate::queue::{DISCONNECTED, SubShared};
+
+/// Health settings (`health.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Check period.
+    pub check_interval: Duration,
+    /// Staleness limit.
+    pub agent_stale: Duration,
+    /// `Retry-After` while degraded, seconds.
+    pub retry_after_s: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check_interval: Duration::from_millis(250),
+            agent_stale: Duration::from_millis(5000),
+            retry_after_s: 5,
+        }
+    }
+}
+
+/// One health answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    /// No agent is stale.
+    pub alive: bool,
+    /// Stale agents, sorted.
+    pub stale: Vec<String>,
+    /// `missing` is empty.
+    pub ready: bool,
+    /// Readiness keys, sorted.
+    pub missing: Vec<String>,
+    /// Last ready↔degraded flip.
+    pub since: SystemTime,
+    /// Seconds for `Retry-After` (0 when ready).
+    pub retry_after: u32,
+}
+
+struct State {
+    missing: BTreeSet<String>,
+    stale: Vec<String>,
+    ready: bool,
+    since: SystemTime,
+}
+
+/// Shared health state, updated by the monitor.
+pub struct Health {
+    cfg: HealthConfig,
+    state: Mutex<State>,
+    shutting_down: AtomicBool,
+    started: AtomicBool,
+}
+
+impl Health {
+    /// A health state that reports `starting` until [`Health::set_started`].
+    pub fn new(cfg: HealthConfig) -> Arc<Self> {
+        let mut missing = BTreeSet::new();
+        missing.insert("starting".to_string());
+        Arc::new(Health {
+            cfg,
+            state: Mutex::new(State {
+                missing,
+                stale: Vec::new(),
+                ready: false,
+                since: SystemTime::now(),
+            }),
+            shutting_down: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+        })
+    }
+
+    /// Startup finished.
+    pub fn set_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Shutdown began: readiness fails first.
+    pub fn set_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        let mut s = self.state.lock();
+        s.missing.insert("shutting_down".into());
+        self.flip(&mut s);
+    }
+
+    fn flip(&self, s: &mut State) {
+        let ready = s.missing.is_empty();
+        if ready != s.ready {
+            s.ready = ready;
+            s.since = SystemTime::now();
+        }
+    }
+
+    /// The current answer.
+    pub fn report(&self) -> HealthReport {
+        let s = self.state.lock();
+        HealthReport {
+            alive: s.stale.is_empty(),
+            stale: s.stale.clone(),
+            ready: s.ready,
+            missing: s.missing.iter().cloned().collect(),
+            since: s.since,
+            retry_after: if s.ready { 0 } else { self.cfg.retry_after_s },
+        }
+    }
+}
+
+/// What the monitor watches.
+pub struct Watched {
+    /// Groups.
+    pub groups: Vec<Arc<GroupShared>>,
+    /// Subscriptions.
+    pub subs: Vec<Arc<SubShared>>,
+}
+
+struct Seen {
+    cycles: u64,
+    changed: Instant,
+}
+
+/// Runs the monitor until `stop`.
+pub fn spawn_monitor(
+    health: Arc<Health>,
+    watched: Watched,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("mg-monitor".into())
+        .spawn(move || {
+            let mut seen: HashMap<&'static str, Seen> = HashMap::new();
+            let mut backlog: BTreeSet<String> = BTreeSet::new();
+            let mut stale_logged: BTreeSet<String> = BTreeSet::new();
+            while !stop.load(Ordering::Acquire) {
+                let now = Instant::now();
+                let mut missing: BTreeSet<String> = BTreeSet::new();
+                let mut stale = Vec::new();
+                for g in &watched.groups {
+                    let cycles = g.agent.duty_cycles.load(Ordering::Relaxed);
+                    let e = seen.entry(g.name).or_insert(Seen {
+                        cycles,
+                        changed: now,
+                    });
+                    if e.cycles != cycles {
+                        e.cycles = cycles;
+                        e.changed = now;
+                    }
+                    let exited = g.exited.load(Ordering::Acquire);
+                    let age = now.duration_since(e.changed);
+                    if !exited && age >= health.cfg.agent_stale {
+                        stale.push(g.name.to_string());
+                        missing.insert(format!("agent:{}", g.name));
+                        if stale_logged.insert(g.name.to_string()) {
+                            tracing::error!(
+                                agent = g.name,
+                                age_ms = age.as_millis() as u64,
+                                "agent_stale"
+                            );
+                        }
+                    } else {
+                        stale_logged.remove(g.name);
+                    }
+                    let running = g
+                        .procs
+                        .lock()
+                        .iter()
+                        .any(|p| p.state.load(Ordering::Relaxed) == PROC_RUNNING);
+                    if exited || !running {
+                        missing.insert(format!("group:{}", g.name));
+                    }
+                }
+                for s in &watched.subs {
+                    let key = format!("{}/{}", s.feed, s.group);
+                    let depth = s.depth();
+                    let threshold = u64::from(s.threshold.load(Ordering::Relaxed));
+                    if depth >= threshold {
+                        backlog.insert(key.clone());
+                    } else if depth < threshold / 2 {
+                        backlog.remove(&key);
+                    }
+                    if backlog.contains(&key) {
+                        missing.insert(format!("backlog:{key}"));
+                    }
+                    if s.state.load(Ordering::Acquire) == DISCONNECTED {
+                        missing.insert(format!("disconnected:{key}"));
+                    }
+                }
+                if !health.started.load(Ordering::Acquire) {
+                    missing.insert("starting".into());
+                }
+                if health.shutting_down.load(Ordering::Acquire) {
+                    missing.insert("shutting_down".into());
+                }
+                stale.sort();
+                {
+                    let mut st = health.state.lock();
+                    st.missing = missing;
+                    st.stale = stale;
+                    health.flip(&mut st);
+                }
+                std::thread::sleep(health.cfg.check_interval);
+            }
+        })
+}
