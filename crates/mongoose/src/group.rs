@@ -131,6 +131,8 @@ pub struct ProcStats {
     pub state: AtomicU8,
     /// Feeds from config.
     pub feeds: Vec<&'static str>,
+    /// Events a routing processor could not route.
+    pub unrouted: Arc<AtomicU64>,
 }
 
 /// Agent counters (shared with health and metrics).
@@ -144,6 +146,8 @@ pub struct AgentStats {
     pub state: AtomicU8,
     /// Pinned core, or -1.
     pub core: AtomicI64,
+    /// Milliseconds since `duty_cycles` last moved (written by the monitor).
+    pub heartbeat_age_ms: AtomicU64,
 }
 
 /// What other threads see of a group.
@@ -323,6 +327,7 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         names: Vec::new(),
         configs: Vec::new(),
         subscriptions: Vec::new(),
+        unrouted: Vec::new(),
         now_ns: 0,
     };
     let mut slots: Vec<Slot<E>> = Vec::new();
@@ -340,6 +345,7 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         });
         core.names.push(ps.name);
         core.configs.push(ps.config.clone());
+        core.unrouted.push(stats.unrouted.clone());
         let built =
             catch_unwind(AssertUnwindSafe(ps.factory)).unwrap_or_else(|p| Err(panic_text(p)));
         let mut p = match built {

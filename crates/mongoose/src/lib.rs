@@ -21,6 +21,7 @@ pub mod event;
 pub mod group;
 pub mod health;
 pub mod idle;
+pub mod metrics;
 pub mod processor;
 pub mod publish;
 pub mod quarantine;

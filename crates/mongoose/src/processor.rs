@@ -104,6 +104,8 @@ pub struct GroupCore<E> {
     pub(crate) configs: Vec<ConfigMap>,
     /// Subscriptions requested during init/start: (processor, feed index).
     pub(crate) subscriptions: Vec<(u32, u32)>,
+    /// Per processor: events it could not route.
+    pub(crate) unrouted: Vec<Arc<std::sync::atomic::AtomicU64>>,
     pub(crate) now_ns: u64,
 }
 
@@ -183,6 +185,12 @@ impl<E: Event> Context<'_, E> {
             value: v,
             origin: self.origin,
         })
+    }
+
+    /// Counts one event this processor could not route
+    /// (`mongoose_processor_unrouted_total`).
+    pub fn count_unrouted(&self) {
+        self.core.unrouted[self.proc as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// This processor's name.

@@ -126,6 +126,7 @@ pub struct RunningServer<E: Event> {
     stopped: AtomicBool,
     sink_agent: Mutex<Option<crate::sink_agent::SinkAgent>>,
     health: Arc<crate::health::Health>,
+    metrics: Arc<ron_metrics::Metrics>,
     monitor_stop: Arc<AtomicBool>,
     monitor: Mutex<Option<JoinHandle<()>>>,
     /// Published with no subscriber, per feed (also in `FeedShared`).
@@ -166,6 +167,8 @@ impl<E: Event> RunningServer<E> {
             .iter()
             .map(|(n, c)| (n.clone(), SinkHandle::memory(leak(n), *c)))
             .collect();
+        let mut sink_stats: Vec<crate::metrics::SinkSource<E>> =
+            sink_map.values().map(|h| (h.clone(), None)).collect();
         let sink_agent = if spec.sinks.is_empty() {
             None
         } else {
@@ -175,8 +178,9 @@ impl<E: Event> RunningServer<E> {
                 crate::idle::IdleStrategy::default(),
                 quarantine.clone(),
             )?;
-            for (h, _) in hosted {
-                sink_map.insert(h.name().to_string(), h);
+            for (h, st) in hosted {
+                sink_map.insert(h.name().to_string(), h.clone());
+                sink_stats.push((h, Some(st)));
             }
             Some(agent)
         };
@@ -315,6 +319,29 @@ impl<E: Event> RunningServer<E> {
         )
         .ok();
         health.set_started();
+        let metrics = ron_metrics::Metrics::builder()
+            .service("mongoose")
+            .instance(server)
+            .build()
+            .map_err(|e| StartError {
+                component: "metrics".into(),
+                error: e.to_string(),
+            })?;
+        let collector = crate::metrics::MongooseCollector::new(crate::metrics::Sources {
+            feeds: feeds.clone(),
+            subs: subs.clone(),
+            groups: groups.clone(),
+            quarantine: quarantine.clone(),
+            sinks: sink_stats,
+            health: health.clone(),
+        });
+        metrics
+            .registry()
+            .register_collector(Box::new(collector))
+            .map_err(|e| StartError {
+                component: "metrics".into(),
+                error: e.to_string(),
+            })?;
         tracing::info!(server, "server_ready");
         Ok(RunningServer {
             name: spec.name,
@@ -329,6 +356,7 @@ impl<E: Event> RunningServer<E> {
             stopped: AtomicBool::new(false),
             sink_agent: Mutex::new(sink_agent),
             health,
+            metrics,
             monitor_stop,
             monitor: Mutex::new(monitor),
             unrouted: AtomicU64::new(0),
@@ -350,6 +378,20 @@ impl<E: Event> RunningServer<E> {
     /// A sink handle (for memory sink snapshots).
     pub fn memory_sink(&self, name: &str) -> Option<SinkHandle<E>> {
         self.sinks.get(name).cloned()
+    }
+
+    /// This server's metrics registry (base labels service, instance, build_version,
+    /// amnesia).
+    pub fn metrics(&self) -> &Arc<ron_metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The Prometheus text exposition (0.0.4).
+    pub fn metrics_text(&self) -> String {
+        let mut out = Vec::new();
+        self.metrics
+            .encode(None, ron_metrics::Format::Text004, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// Liveness and readiness.

@@ -112,6 +112,11 @@ impl<E: Event> SinkHandle<E> {
         self.shared.ring.pop()
     }
 
+    /// Items queued (memory sinks: items held).
+    pub fn depth(&self) -> usize {
+        self.shared.ring.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.shared.ring.is_empty()
     }

@@ -114,7 +114,15 @@ fn render_family(reg: &Registry, mf: &MetricFamily, fmt: Format) -> Result<Rende
             if BASE_LABEL_NAMES.contains(&lp.name()) || reg.inner.base.is_reserved(lp.name()) {
                 continue;
             }
-            if !is_label_name(lp.name()) || lp.name() == "le" || lp.name() == "quantile" {
+            // `le` and `quantile` are generated for histograms and summaries, so there a
+            // collector's own would clash; on counters and gauges they are ordinary labels
+            // (mongoose exposes a cumulative `mongoose_batches_total{le}` counter family).
+            let generated = match kind {
+                MetricType::HISTOGRAM => lp.name() == "le",
+                MetricType::SUMMARY => lp.name() == "quantile",
+                _ => false,
+            };
+            if !is_label_name(lp.name()) || generated {
                 return Err("invalid label name");
             }
             let _ = write!(labels, ",{}=\"", lp.name());
@@ -221,6 +229,22 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(!s.contains("no_suffix"));
         assert!(s.contains(r#"cause="foreign_invalid"} 1"#), "{s}");
+    }
+
+    #[test]
+    fn le_is_an_ordinary_label_on_a_counter_family() {
+        let r = reg();
+        let c = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("batches_total", "Batches."),
+            &["le"],
+        )
+        .unwrap();
+        c.with_label_values(&["4"]).inc_by(3);
+        r.register_collector(Box::new(c)).unwrap();
+        let mut out = Vec::new();
+        r.encode_into(None, Format::Text004, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains(r#"batches_total{service="s",instance="i",build_version="v",amnesia="off",le="4"} 3"#), "{s}");
     }
 
     #[test]

@@ -76,6 +76,7 @@ impl<E: JsonEvent> Processor<E> for Route<E> {
             }
             None => {
                 self.unrouted.fetch_add(1, Ordering::Relaxed);
+                ctx.count_unrouted();
                 Ok(())
             }
         }
