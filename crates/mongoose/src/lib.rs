@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod builtins;
+pub mod config;
 pub mod event;
 pub mod group;
 pub mod health;
