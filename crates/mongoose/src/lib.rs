@@ -8,11 +8,20 @@
 //! publisher. Failing events are retried without sleeping the thread, then quarantined
 //! with their metadata.
 //!
-//! This increment (issue 6, part 1) is the library core for embedders: memory feeds,
-//! groups, processors with timers, retries and quarantine, memory sinks, the five
-//! backpressure policies with the MNG-R24 invariants, batching counters, per-processor
-//! latency histograms, and fail-fast startup and bounded drain. The YAML server, admin
-//! listener, metrics exposition, I/O feeds and sinks and the benchmark come next.
+//! Built so far (issue 6, in progress): the library core for embedders (memory feeds,
+//! groups, processors with timers, retries and quarantine, the five backpressure policies
+//! with the MNG-R24 invariants, batching counters, per-processor latency histograms), the
+//! built-in processors, agent-hosted sinks with circuit breakers, the health monitor, the
+//! metric families on a ron-metrics registry, and the YAML config module (parsed and
+//! validated; the `mongoose-server` binary that runs it, the type registry, the admin
+//! listener and the I/O feeds and sinks come next).
+//!
+//! Decisions where the spec is silent or conflicts:
+//! - `mongoose_batches_total{le}` is the cumulative counter family of spec decision 5;
+//!   `promtool check metrics` lints any `le` outside a histogram, so that one lint is
+//!   expected (MNG-T21 otherwise passes).
+//! - Feed, sink and group names are leaked to `&'static str` once at start: envelopes carry
+//!   the feed name without a reference count, and names live as long as the process.
 
 #![warn(missing_docs)]
 
