@@ -26,16 +26,19 @@
 #![warn(missing_docs)]
 
 pub mod builtins;
+pub mod cli;
 pub mod config;
 pub mod event;
 pub mod group;
 pub mod health;
 pub mod idle;
 pub mod metrics;
+pub mod plan;
 pub mod processor;
 pub mod publish;
 pub mod quarantine;
 pub mod queue;
+pub mod registry;
 pub mod server;
 pub mod sink;
 pub mod sink_agent;

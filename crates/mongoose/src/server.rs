@@ -156,6 +156,7 @@ impl<E: Event> RunningServer<E> {
     }
 
     fn start_inner(spec: ServerSpec<E>) -> Result<Self, StartError> {
+        let t0 = Instant::now();
         let phase = Arc::new(AtomicU8::new(PHASE_STARTING));
         let server: &'static str = leak(&spec.name);
         let feed_names: Arc<Vec<&'static str>> =
@@ -342,7 +343,11 @@ impl<E: Event> RunningServer<E> {
                 component: "metrics".into(),
                 error: e.to_string(),
             })?;
-        tracing::info!(server, "server_ready");
+        tracing::info!(
+            server,
+            startup_ms = t0.elapsed().as_millis() as u64,
+            "server_ready"
+        );
         Ok(RunningServer {
             name: spec.name,
             phase,

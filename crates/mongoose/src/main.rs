@@ -1,0 +1,19 @@
+//! `mongoose-server`: parse flags, hand over to [`mongoose::cli::main`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match mongoose::cli::Cli::try_parse() {
+        Ok(cli) => mongoose::cli::main(cli),
+        Err(e) => {
+            let _ = e.print();
+            if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+    }
+}

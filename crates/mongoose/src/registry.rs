@@ -1,0 +1,218 @@
+//! The closed, typed registry (MNG-R03): kebab-case type names mapped to factories. A YAML
+//! config can only name registered types; embedders register their own from Rust.
+//!
+//! Each factory has two phases: `validate` reads the type's `config` into its own
+//! `deny_unknown_fields` struct with no side effects (what `--check` runs); `build` creates
+//! the instance (processors are built on their group thread).
+//!
+//! This build registers what it implements: the `memory` feed, the `memory` sink, and the
+//! `log`, `filter`, `map`, `count-by-key` and `route-by-field` processors. The other §2.4
+//! built-ins (file/stdin/tcp/http/timer/redis-stream feeds; stdout/file/tcp/http/redis-stream
+//! sinks) are not registered yet, so a config naming one fails validation (exit 2) instead
+//! of starting without it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::builtins::{
+    count_by_key::CountByKey, filter::Filter, log::Log, map::MapProc, route::Route,
+};
+use crate::config::{KnownTypes, TypeKind};
+use crate::event::{Event, JsonEvent};
+use crate::processor::{ConfigMap, Processor};
+
+/// Validates a type's `config` without side effects.
+pub type Validate = Arc<dyn Fn(&ConfigMap) -> Result<(), String> + Send + Sync>;
+/// Builds a processor from its `config`.
+pub type BuildProcessor<E> =
+    Arc<dyn Fn(&ConfigMap) -> Result<Box<dyn Processor<E>>, String> + Send + Sync>;
+
+/// A registration error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is already registered for that kind.
+    #[error("{kind:?} type {name:?} is already registered")]
+    Duplicate {
+        /// Kind.
+        kind: TypeKind,
+        /// Name.
+        name: String,
+    },
+}
+
+/// One registered processor type.
+pub struct ProcessorType<E> {
+    /// Config check.
+    pub validate: Validate,
+    /// Constructor.
+    pub build: BuildProcessor<E>,
+    /// Crate version it comes from.
+    pub version: &'static str,
+}
+
+/// Names, kinds and factories.
+pub struct Registry<E> {
+    processors: BTreeMap<String, ProcessorType<E>>,
+    feeds: BTreeMap<String, &'static str>,
+    sinks: BTreeMap<String, &'static str>,
+}
+
+impl<E: Event> Default for Registry<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Event> Registry<E> {
+    /// The `memory` feed and sink and the `log` processor.
+    pub fn new() -> Self {
+        let mut r = Registry {
+            processors: BTreeMap::new(),
+            feeds: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+        };
+        r.feeds.insert("memory".into(), env!("CARGO_PKG_VERSION"));
+        r.sinks.insert("memory".into(), env!("CARGO_PKG_VERSION"));
+        r.register_processor(
+            "log",
+            |c| Log::new(c).map(|_| ()),
+            |c| Ok(Box::new(Log::new(c)?)),
+        )
+        .expect("fresh registry");
+        r
+    }
+
+    /// Registers a processor type.
+    pub fn register_processor(
+        &mut self,
+        name: &str,
+        validate: impl Fn(&ConfigMap) -> Result<(), String> + Send + Sync + 'static,
+        build: impl Fn(&ConfigMap) -> Result<Box<dyn Processor<E>>, String> + Send + Sync + 'static,
+    ) -> Result<&mut Self, RegistryError> {
+        if self.processors.contains_key(name) {
+            return Err(RegistryError::Duplicate {
+                kind: TypeKind::Processor,
+                name: name.into(),
+            });
+        }
+        self.processors.insert(
+            name.into(),
+            ProcessorType {
+                validate: Arc::new(validate),
+                build: Arc::new(build),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        );
+        Ok(self)
+    }
+
+    /// A processor type.
+    pub fn processor(&self, name: &str) -> Option<&ProcessorType<E>> {
+        self.processors.get(name)
+    }
+
+    /// What config validation may name.
+    pub fn known_types(&self) -> KnownTypes {
+        let mut k = KnownTypes::new();
+        for n in self.feeds.keys() {
+            k.insert(TypeKind::Feed, n);
+        }
+        for n in self.sinks.keys() {
+            k.insert(TypeKind::Sink, n);
+        }
+        for n in self.processors.keys() {
+            k.insert(TypeKind::Processor, n);
+        }
+        k
+    }
+
+    /// `(kind, name, version, feature)` of every type, for `--list-types`.
+    pub fn list(&self) -> Vec<(&'static str, String, &'static str, Option<&'static str>)> {
+        let mut v = Vec::new();
+        v.extend(
+            self.feeds
+                .iter()
+                .map(|(n, ver)| ("feed", n.clone(), *ver, None)),
+        );
+        v.extend(
+            self.sinks
+                .iter()
+                .map(|(n, ver)| ("sink", n.clone(), *ver, None)),
+        );
+        v.extend(
+            self.processors
+                .iter()
+                .map(|(n, p)| ("processor", n.clone(), p.version, None)),
+        );
+        v
+    }
+}
+
+impl<E: JsonEvent> Registry<E> {
+    /// Adds the JSON built-in processors.
+    pub fn with_json_builtins(mut self) -> Self {
+        self.register_processor(
+            "filter",
+            |c| Filter::<E>::new(c).map(|_| ()),
+            |c| Ok(Box::new(Filter::<E>::new(c)?)),
+        )
+        .and_then(|r| {
+            r.register_processor(
+                "map",
+                |c| MapProc::<E>::new(c).map(|_| ()),
+                |c| Ok(Box::new(MapProc::<E>::new(c)?)),
+            )
+        })
+        .and_then(|r| {
+            r.register_processor(
+                "count-by-key",
+                |c| CountByKey::<E>::new(c).map(|_| ()),
+                |c| Ok(Box::new(CountByKey::<E>::new(c)?)),
+            )
+        })
+        .and_then(|r| {
+            r.register_processor(
+                "route-by-field",
+                |c| Route::<E>::new(c).map(|_| ()),
+                |c| Ok(Box::new(Route::<E>::new(c)?)),
+            )
+        })
+        .expect("built-in names are distinct");
+        self
+    }
+}
+
+impl Registry<crate::event::Record> {
+    /// Every type this build has, for the binary's `Record` events.
+    pub fn standard() -> Self {
+        Registry::new().with_json_builtins()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Record;
+
+    #[test]
+    fn standard_holds_the_implemented_builtins_and_duplicates_are_refused() {
+        let mut r = Registry::<Record>::standard();
+        let k = r.known_types();
+        for p in ["log", "filter", "map", "count-by-key", "route-by-field"] {
+            assert!(k.contains(TypeKind::Processor, p), "{p}");
+        }
+        assert!(k.contains(TypeKind::Feed, "memory"));
+        assert!(k.contains(TypeKind::Sink, "memory"));
+        assert!(!k.contains(TypeKind::Feed, "kafka"));
+        let dup = r
+            .register_processor("log", |_| Ok(()), |c| Ok(Box::new(Log::new(c)?)))
+            .err();
+        assert_eq!(
+            dup,
+            Some(RegistryError::Duplicate {
+                kind: TypeKind::Processor,
+                name: "log".into()
+            })
+        );
+    }
+}
