@@ -12,9 +12,11 @@
 //! groups, processors with timers, retries and quarantine, the five backpressure policies
 //! with the MNG-R24 invariants, batching counters, per-processor latency histograms), the
 //! built-in processors, agent-hosted sinks with circuit breakers, the health monitor, the
-//! metric families on a ron-metrics registry, and the YAML config module (parsed and
-//! validated; the `mongoose-server` binary that runs it, the type registry, the admin
-//! listener and the I/O feeds and sinks come next).
+//! metric families on a ron-metrics registry, the YAML config module, the registry of the
+//! implemented types, and `mongoose-server` (offline modes, and running a config of memory
+//! feeds and sinks until SIGTERM). The admin listener and CLI, SIGHUP, services and the I/O
+//! feeds and sinks come next; until they are registered, a config naming them fails
+//! `--check` with exit 2 rather than starting without them.
 //!
 //! Decisions where the spec is silent or conflicts:
 //! - `mongoose_batches_total{le}` is the cumulative counter family of spec decision 5;
