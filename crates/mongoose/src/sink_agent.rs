@@ -189,6 +189,32 @@ impl Drop for SinkAgent {
     }
 }
 
+/// The quarantine record of a sink item.
+fn sink_record<E: Event>(
+    server: &str,
+    kind: Kind,
+    sink: &str,
+    item: &SinkItem<E>,
+    error: Option<String>,
+) -> QuarantineRecord {
+    QuarantineRecord {
+        ts_ms: now_ms(),
+        first_seen_ms: now_ms(),
+        server: server.to_string(),
+        kind,
+        feed: item.origin.map(|o| o.0.to_string()),
+        seq: item.origin.map(|o| o.1),
+        group: None,
+        processor: None,
+        sink: Some(sink.to_string()),
+        attempts: error.as_ref().map(|_| 1),
+        error,
+        payload: item.value.to_json(),
+        truncated: false,
+    }
+    .bound_payload()
+}
+
 /// One write attempt of a sink's pending or next item; returns whether it did work.
 fn step<E: Event>(h: &mut Hosted<E>, server: &'static str, q: &Quarantine) -> bool {
     if h.pending.is_none() {
@@ -225,22 +251,7 @@ fn step<E: Event>(h: &mut Hosted<E>, server: &'static str, q: &Quarantine) -> bo
             drop(permit);
             h.stats.errors_permanent.fetch_add(1, Ordering::Relaxed);
             let item = h.pending.take().expect("pending item");
-            let rec = QuarantineRecord {
-                ts_ms: now_ms(),
-                first_seen_ms: now_ms(),
-                server: server.to_string(),
-                kind: Kind::SinkRejected,
-                feed: item.origin.map(|o| o.0.to_string()),
-                seq: item.origin.map(|o| o.1),
-                group: None,
-                processor: None,
-                sink: Some(h.handle.name().to_string()),
-                attempts: Some(1),
-                error: Some(e),
-                payload: item.value.to_json(),
-                truncated: false,
-            }
-            .bound_payload();
+            let rec = sink_record(server, Kind::SinkRejected, h.handle.name(), &item, Some(e));
             q.count(Kind::SinkRejected);
             q.to_ring(rec);
         }
@@ -298,24 +309,13 @@ fn run<E: Event>(
         }
         for item in left {
             q.count(Kind::ShutdownUndrained);
-            q.to_ring(
-                QuarantineRecord {
-                    ts_ms: now_ms(),
-                    first_seen_ms: now_ms(),
-                    server: server.to_string(),
-                    kind: Kind::ShutdownUndrained,
-                    feed: item.origin.map(|o| o.0.to_string()),
-                    seq: item.origin.map(|o| o.1),
-                    group: None,
-                    processor: None,
-                    sink: Some(h.handle.name().to_string()),
-                    attempts: None,
-                    error: None,
-                    payload: item.value.to_json(),
-                    truncated: false,
-                }
-                .bound_payload(),
-            );
+            q.to_ring(sink_record(
+                server,
+                Kind::ShutdownUndrained,
+                h.handle.name(),
+                &item,
+                None,
+            ));
         }
         let _ = h.sink.flush();
         h.sink.stop();
