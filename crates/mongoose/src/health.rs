@@ -217,7 +217,8 @@ pub fn spawn_monitor(
                     st.stale = stale;
                     health.flip(&mut st);
                 }
-                std::thread::sleep(health.cfg.check_interval);
+                // Parked, not slept, so a stopping server can wake it at once.
+                std::thread::park_timeout(health.cfg.check_interval);
             }
         })
 }

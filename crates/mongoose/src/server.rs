@@ -518,6 +518,7 @@ impl<E: Event> RunningServer<E> {
         }
         self.monitor_stop.store(true, Ordering::Release);
         if let Some(m) = self.monitor.lock().take() {
+            m.thread().unpark();
             let _ = m.join();
         }
         let undrained: u64 = self
