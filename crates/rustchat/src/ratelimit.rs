@@ -217,7 +217,7 @@ pub async fn client_ip_layer(mut req: Request, next: Next) -> Response {
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let ip = match req.extensions().get::<AppState>() {
-        Some(st) => client_ip(peer, req.headers(), &st.cfg().server.trusted_proxies),
+        Some(st) => client_ip(peer, req.headers(), &st.cfg_peek().server.trusted_proxies),
         None => peer,
     };
     req.extensions_mut().insert(ClientIp(ip));

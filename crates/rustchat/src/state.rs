@@ -65,6 +65,12 @@ impl Inner {
     pub fn cfg(&self) -> Arc<Config> {
         self.config.load_full()
     }
+    /// A short-lived view of the current configuration for per-request middleware: it
+    /// skips the shared reference-count bump of [`Inner::cfg`], which every core would
+    /// otherwise contend on for each request. Do not hold it across an `.await`.
+    pub fn cfg_peek(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.config.load()
+    }
     /// `X-Version-Id`: `<mm>.<mm>.<8-hex client-config hash>.false`.
     pub fn version_id(&self) -> &str {
         &self.version_id

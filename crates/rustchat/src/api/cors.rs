@@ -26,7 +26,7 @@ pub async fn cors(req: Request, next: Next) -> Response {
         .map(str::to_string);
     let allowed = match (&origin, req.extensions().get::<AppState>()) {
         (Some(o), Some(st)) => st
-            .cfg()
+            .cfg_peek()
             .security
             .cors_allowed_origins
             .iter()

@@ -196,7 +196,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     let native = req.uri().path().starts_with("/api/v1/");
     // HSTS only in production behind an https site_url (CHAT-R6).
     let hsts = req.extensions().get::<AppState>().is_some_and(|st| {
-        let cfg = st.cfg();
+        let cfg = st.cfg_peek();
         cfg.is_production()
             && cfg
                 .site_url
@@ -234,7 +234,7 @@ async fn observe(State(obs): State<Observe>, req: Request, next: Next) -> Respon
     // log.* are reloadable: read them per request once the serving state exists.
     let (slow_ms, log_all) = match req.extensions().get::<AppState>() {
         Some(st) => {
-            let cfg = st.cfg();
+            let cfg = st.cfg_peek();
             (
                 u64::from(cfg.log.slow_request_ms),
                 cfg.log.access == crate::config::AccessLog::All,

@@ -23,7 +23,7 @@ pub async fn timeout(req: Request, next: Next) -> Response {
     let Some(limit) = req
         .extensions()
         .get::<AppState>()
-        .map(|st| st.cfg().server.request_timeout())
+        .map(|st| st.cfg_peek().server.request_timeout())
     else {
         return next.run(req).await;
     };
