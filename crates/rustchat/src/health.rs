@@ -38,6 +38,9 @@ pub struct Readiness {
     pub migrations: Mutex<Option<(usize, usize)>>,
     /// Set on SIGTERM.
     pub shutting_down: AtomicBool,
+    /// Set once the full API router replaced the boot router; until then every API route
+    /// answers 503 `starting`, so readiness must not say ready even with the database up.
+    pub serving: AtomicBool,
     /// Where disk space is checked.
     pub data_dir: PathBuf,
     /// Below this many free bytes the disk is `low` (fatal).
@@ -59,6 +62,7 @@ impl Readiness {
             store: Mutex::new(None),
             migrations: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
             data_dir,
             min_free_bytes: u64::from(min_free_mb) * 1024 * 1024,
             started: Instant::now(),
@@ -149,6 +153,11 @@ impl Readiness {
         if !disk_ok {
             missing.push("disk");
         }
+        // The short window after migrations and before the API swap (key checks, settings
+        // load) reports `starting`; during migrations `migrations` alone says it.
+        if !missing.contains(&"migrations") && !self.serving.load(Ordering::Acquire) {
+            missing.push("starting");
+        }
         if self.shutting_down.load(Ordering::Acquire) {
             missing.push("shutting_down");
         }
@@ -205,5 +214,40 @@ pub async fn ready(State(r): State<Arc<Readiness>>) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(READY_RETRY_AFTER));
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn missing(body: &Value) -> Vec<String> {
+        body["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    // Regression: readiness said 200 between the migrations and the API router swap, while
+    // every API route still answered 503 `starting` (seen as a flaky restart test).
+    #[tokio::test]
+    async fn not_ready_until_the_api_router_serves() {
+        let dir = std::env::temp_dir();
+        let r = Readiness::new(Backend::Sqlite, dir, 0);
+        let (body, ok) = r.report().await;
+        assert!(!ok);
+        assert_eq!(
+            missing(&body),
+            ["database", "migrations"],
+            "while migrating"
+        );
+        *r.migrations.lock() = Some((3, 0));
+        let (body, _) = r.report().await;
+        assert_eq!(missing(&body), ["database", "starting"]);
+        r.serving.store(true, Ordering::Release);
+        let (body, _) = r.report().await;
+        assert_eq!(missing(&body), ["database"]);
     }
 }

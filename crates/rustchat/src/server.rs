@@ -352,6 +352,7 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
     tokio::spawn(crate::settings::refresh_loop(state.clone()));
     crate::api::v1::files::spawn_sweeper(state.clone());
     slot.store(Arc::new(api::router(state.clone(), readiness.clone(), obs)));
+    readiness.serving.store(true, Ordering::Release);
     tracing::info!("rustchat ready");
     tokio::spawn(reload_on_sighup(state.clone(), opts));
 
