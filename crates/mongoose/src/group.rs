@@ -609,8 +609,7 @@ impl<E: Event> Loop<E> {
             processor = proc,
             "event_quarantined"
         );
-        self.quarantine.count(kind);
-        self.quarantine.to_ring(rec);
+        self.quarantine.put(rec);
     }
 
     /// Calls `on_event` of processor `i`; Err((text, panicked)) on failure.

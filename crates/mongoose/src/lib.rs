@@ -31,6 +31,8 @@ pub mod builtins;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod feed;
+pub mod feeds;
 pub mod group;
 pub mod health;
 pub mod idle;
@@ -44,6 +46,7 @@ pub mod registry;
 pub mod server;
 pub mod sink;
 pub mod sink_agent;
+pub mod sinks;
 pub mod timer;
 
 pub use event::{Envelope, Event, JsonEvent, Record};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::event::{Envelope, Event};
-use crate::sink::{SinkHandle, SinkItem, SinkSendError};
+use crate::sink::{SinkHandle, SinkSendError};
 use crate::timer::{TimerId, Timers, TimersFull};
 
 /// Why `on_event` (or `on_timer`) failed; the event is retried, then quarantined.
@@ -181,10 +181,7 @@ impl<E: Event> Context<'_, E> {
 
     /// Sends `v` to `sink`, carrying the current event's origin.
     pub fn forward(&self, sink: &SinkHandle<E>, v: E) -> Result<(), SinkSendError<E>> {
-        sink.send_item(SinkItem {
-            value: v,
-            origin: self.origin,
-        })
+        sink.send_item(v, self.origin)
     }
 
     /// Counts one event this processor could not route

@@ -45,6 +45,28 @@ pub struct FeedShared {
     pub phase: Arc<AtomicU8>,
     /// Single or multi producer.
     pub multi: bool,
+    /// Decode errors by [`crate::feed::DecodeError`] reason.
+    pub decode_errors: [AtomicU64; 4],
+    /// Redis entries acknowledged (XACK).
+    pub acked: AtomicU64,
+}
+
+impl FeedShared {
+    /// A feed's shared state, connected (memory feeds always are; others set it).
+    pub fn new(name: &'static str, id: u32, multi: bool, phase: Arc<AtomicU8>) -> Self {
+        FeedShared {
+            name,
+            id,
+            published: Default::default(),
+            unrouted: AtomicU64::new(0),
+            connected: AtomicBool::new(true),
+            seq: AtomicU64::new(0),
+            phase,
+            multi,
+            decode_errors: Default::default(),
+            acked: AtomicU64::new(0),
+        }
+    }
 }
 
 /// What one publish did, counted per subscription.

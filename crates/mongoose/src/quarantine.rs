@@ -5,6 +5,7 @@
 //! full, its breaker is open or it is closed, the record goes to the ring instead and the
 //! fallback is counted and logged.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
@@ -181,10 +182,15 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The memory ring plus counters by kind.
+/// Hands a record to the configured quarantine sink without blocking; gives it back when
+/// the sink cannot take it.
+pub type RecordSink = Box<dyn Fn(QuarantineRecord) -> Result<(), QuarantineRecord> + Send + Sync>;
+
+/// The memory ring plus counters by kind, and the configured sink once it started.
 pub struct Quarantine {
     ring: ArrayQueue<QuarantineRecord>,
     counts: [AtomicU64; 7],
+    sink: OnceLock<RecordSink>,
     /// Records that could not go to the configured sink.
     pub write_failures: AtomicU64,
 }
@@ -195,8 +201,53 @@ impl Quarantine {
         Quarantine {
             ring: ArrayQueue::new(capacity.max(1)),
             counts: Default::default(),
+            sink: OnceLock::new(),
             write_failures: AtomicU64::new(0),
         }
+    }
+
+    /// Routes later records to `sink` (set once, when the quarantine sink has started).
+    pub fn set_sink(&self, sink: RecordSink) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Whether a quarantine sink is configured and started.
+    pub fn has_sink(&self) -> bool {
+        self.sink.get().is_some()
+    }
+
+    /// Counts `rec` and delivers it: to the sink when one is set and takes it, else to the
+    /// ring (a failed sink hand-off counts a write failure and logs an ERROR).
+    pub fn put(&self, rec: QuarantineRecord) {
+        self.count(rec.kind);
+        let rec = match self.sink.get() {
+            None => rec,
+            Some(send) => match send(rec) {
+                Ok(()) => return,
+                Err(rec) => rec,
+            },
+        };
+        if self.sink.get().is_some() {
+            self.fallback(rec);
+        } else {
+            self.to_ring(rec);
+        }
+    }
+
+    /// A record the quarantine sink took but could not write: into the ring, counted and
+    /// logged with its metadata.
+    pub fn fallback(&self, rec: QuarantineRecord) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            kind = rec.kind.as_str(),
+            feed = rec.feed.as_deref(),
+            seq = rec.seq,
+            group = rec.group.as_deref(),
+            processor = rec.processor.as_deref(),
+            sink = rec.sink.as_deref(),
+            "quarantine write failed; record kept in the memory ring"
+        );
+        self.to_ring(rec);
     }
 
     /// Records into the ring (evicting the oldest when full).

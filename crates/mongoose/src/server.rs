@@ -249,16 +249,12 @@ impl<E: Event> RunningServer<E> {
         let mut per_group_rx: Vec<Vec<Consumer<E>>> = started.iter().map(|_| Vec::new()).collect();
         let mut subs = Vec::new();
         for (fi, f) in spec.feeds.iter().enumerate() {
-            feeds.push(Arc::new(FeedShared {
-                name: feed_names[fi],
-                id: fi as u32,
-                published: Default::default(),
-                unrouted: AtomicU64::new(0),
-                connected: AtomicBool::new(true),
-                seq: AtomicU64::new(0),
-                phase: phase.clone(),
-                multi: f.multi,
-            }));
+            feeds.push(Arc::new(FeedShared::new(
+                feed_names[fi],
+                fi as u32,
+                f.multi,
+                phase.clone(),
+            )));
             let mut txs = Vec::new();
             for (gi, (shared, ..)) in started.iter().enumerate() {
                 if !subscribed[gi].contains(&(fi as u32)) {

@@ -22,13 +22,53 @@ pub enum SinkSendError<E> {
     Closed(E),
 }
 
-/// An item as a sink receives it: a value with its origin (feed, seq).
+/// An item as a sink receives it: a value with its origin (feed, seq), or a quarantine
+/// record when the sink is the configured `quarantine.sink`.
 #[derive(Debug, Clone)]
-pub struct SinkItem<E> {
-    /// The value.
-    pub value: E,
-    /// Where it came from, when forwarded from an event.
-    pub origin: Option<(&'static str, u64)>,
+pub enum SinkItem<E> {
+    /// A value sent or forwarded by a processor.
+    Event {
+        /// The value.
+        value: E,
+        /// Where it came from, when forwarded from an event.
+        origin: Option<(&'static str, u64)>,
+    },
+    /// A quarantine record (MNG-R25).
+    Quarantine(Box<crate::quarantine::QuarantineRecord>),
+}
+
+impl<E: Event> SinkItem<E> {
+    /// The (feed, seq) the item came from, if any.
+    pub fn origin(&self) -> Option<(&'static str, u64)> {
+        match self {
+            SinkItem::Event { origin, .. } => *origin,
+            SinkItem::Quarantine(_) => None,
+        }
+    }
+
+    /// The value, unless this is a quarantine record.
+    pub fn value(&self) -> Option<&E> {
+        match self {
+            SinkItem::Event { value, .. } => Some(value),
+            SinkItem::Quarantine(_) => None,
+        }
+    }
+
+    /// The JSON a sink writes: the value's `to_json`, or the record's 13 keys.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            SinkItem::Event { value, .. } => value.to_json(),
+            SinkItem::Quarantine(r) => r.to_json(),
+        }
+    }
+}
+
+/// Why an item was refused (the value travels separately).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Full,
+    Open,
+    Closed,
 }
 
 /// Counters of one sink.
@@ -128,18 +168,44 @@ impl<E: Event> SinkHandle<E> {
 
     /// Hands `v` to the sink.
     pub fn send(&self, v: E) -> Result<(), SinkSendError<E>> {
-        self.send_item(SinkItem {
-            value: v,
-            origin: None,
-        })
+        self.send_item(v, None)
     }
 
-    /// Hands an item with its origin to the sink.
-    pub fn send_item(&self, item: SinkItem<E>) -> Result<(), SinkSendError<E>> {
+    /// Hands a value with its origin to the sink.
+    pub fn send_item(
+        &self,
+        value: E,
+        origin: Option<(&'static str, u64)>,
+    ) -> Result<(), SinkSendError<E>> {
+        match self.push(SinkItem::Event { value, origin }) {
+            Ok(()) => Ok(()),
+            Err((why, SinkItem::Event { value, .. })) => Err(match why {
+                Refused::Full => SinkSendError::Full(value),
+                Refused::Open => SinkSendError::CircuitOpen(value),
+                Refused::Closed => SinkSendError::Closed(value),
+            }),
+            Err((_, SinkItem::Quarantine(_))) => unreachable!("pushed an event"),
+        }
+    }
+
+    /// Hands a quarantine record to the sink without blocking; gives it back when the sink
+    /// is closed, open or full, so the caller can fall back to the memory ring.
+    pub fn send_record(
+        &self,
+        rec: crate::quarantine::QuarantineRecord,
+    ) -> Result<(), crate::quarantine::QuarantineRecord> {
+        match self.push(SinkItem::Quarantine(Box::new(rec))) {
+            Ok(()) => Ok(()),
+            Err((_, SinkItem::Quarantine(r))) => Err(*r),
+            Err((_, SinkItem::Event { .. })) => unreachable!("pushed a record"),
+        }
+    }
+
+    fn push(&self, item: SinkItem<E>) -> Result<(), (Refused, SinkItem<E>)> {
         let s = &*self.shared;
         if s.closed.load(Ordering::Acquire) {
             s.stats.rejected_closed.fetch_add(1, Ordering::Relaxed);
-            return Err(SinkSendError::Closed(item.value));
+            return Err((Refused::Closed, item));
         }
         if s.inline {
             if s.ring.force_push(item).is_some() {
@@ -154,7 +220,7 @@ impl<E: Event> SinkHandle<E> {
             .is_some_and(|b| b.state() == ron_kernel::BreakerState::Open)
         {
             s.stats.rejected_open.fetch_add(1, Ordering::Relaxed);
-            return Err(SinkSendError::CircuitOpen(item.value));
+            return Err((Refused::Open, item));
         }
         match s.ring.push(item) {
             Ok(()) => {
@@ -163,7 +229,7 @@ impl<E: Event> SinkHandle<E> {
             }
             Err(item) => {
                 s.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
-                Err(SinkSendError::Full(item.value))
+                Err((Refused::Full, item))
             }
         }
     }
@@ -202,7 +268,7 @@ mod tests {
         for i in 0..5 {
             s.send(i).unwrap();
         }
-        let got: Vec<u64> = s.snapshot().into_iter().map(|i| i.value).collect();
+        let got: Vec<u64> = s.snapshot().iter().filter_map(|i| i.value().copied()).collect();
         assert_eq!(got, [2, 3, 4]);
         assert_eq!(s.stats().evicted.load(Ordering::Relaxed), 2);
         s.close();

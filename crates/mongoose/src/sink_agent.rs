@@ -52,6 +52,28 @@ pub trait Sink<E: Event>: Send {
 /// Builds a sink.
 pub type SinkFactory<E> = Box<dyn FnOnce() -> Result<Box<dyn Sink<E>>, String> + Send>;
 
+/// What a sink type's constructor may use. Sinks are written from the `sinks` agent thread,
+/// so their calls are blocking; network sinks drive async clients with `io.block_on`, each
+/// bounded by the sink's own timeout.
+#[derive(Clone)]
+pub struct SinkEnv {
+    /// The sink's name.
+    pub name: &'static str,
+    /// The server's name.
+    pub server: &'static str,
+    /// `startup.connectTimeoutMs`: network sinks connect within it in `start`.
+    pub connect_timeout: std::time::Duration,
+    /// The server's I/O runtime.
+    pub io: tokio::runtime::Handle,
+}
+
+/// Constructs a sink type from its `config` (no I/O: that happens in `Sink::start`).
+pub type BuildSink<E> = std::sync::Arc<
+    dyn Fn(&crate::processor::ConfigMap, &SinkEnv) -> Result<Box<dyn Sink<E>>, String>
+        + Send
+        + Sync,
+>;
+
 /// One agent-hosted sink, before start.
 pub struct SinkSpec<E> {
     /// Name.
@@ -189,30 +211,37 @@ impl Drop for SinkAgent {
     }
 }
 
-/// The quarantine record of a sink item.
-fn sink_record<E: Event>(
+/// Quarantines a sink item that will not be written: an event becomes a record of `kind`;
+/// a record the quarantine sink itself could not write goes to the memory ring as is.
+fn quarantine_item<E: Event>(
+    q: &Quarantine,
     server: &str,
     kind: Kind,
     sink: &str,
-    item: &SinkItem<E>,
+    item: SinkItem<E>,
     error: Option<String>,
-) -> QuarantineRecord {
-    QuarantineRecord {
-        ts_ms: now_ms(),
-        first_seen_ms: now_ms(),
-        server: server.to_string(),
-        kind,
-        feed: item.origin.map(|o| o.0.to_string()),
-        seq: item.origin.map(|o| o.1),
-        group: None,
-        processor: None,
-        sink: Some(sink.to_string()),
-        attempts: error.as_ref().map(|_| 1),
-        error,
-        payload: item.value.to_json(),
-        truncated: false,
+) {
+    match item {
+        SinkItem::Quarantine(rec) => q.fallback(*rec),
+        SinkItem::Event { value, origin } => q.put(
+            QuarantineRecord {
+                ts_ms: now_ms(),
+                first_seen_ms: now_ms(),
+                server: server.to_string(),
+                kind,
+                feed: origin.map(|o| o.0.to_string()),
+                seq: origin.map(|o| o.1),
+                group: None,
+                processor: None,
+                sink: Some(sink.to_string()),
+                attempts: error.as_ref().map(|_| 1),
+                error,
+                payload: value.to_json(),
+                truncated: false,
+            }
+            .bound_payload(),
+        ),
     }
-    .bound_payload()
 }
 
 /// One write attempt of a sink's pending or next item; returns whether it did work.
@@ -251,9 +280,7 @@ fn step<E: Event>(h: &mut Hosted<E>, server: &'static str, q: &Quarantine) -> bo
             drop(permit);
             h.stats.errors_permanent.fetch_add(1, Ordering::Relaxed);
             let item = h.pending.take().expect("pending item");
-            let rec = sink_record(server, Kind::SinkRejected, h.handle.name(), &item, Some(e));
-            q.count(Kind::SinkRejected);
-            q.to_ring(rec);
+            quarantine_item(q, server, Kind::SinkRejected, h.handle.name(), item, Some(e));
         }
     }
     true
@@ -308,14 +335,7 @@ fn run<E: Event>(
             left.push(i);
         }
         for item in left {
-            q.count(Kind::ShutdownUndrained);
-            q.to_ring(sink_record(
-                server,
-                Kind::ShutdownUndrained,
-                h.handle.name(),
-                &item,
-                None,
-            ));
+            quarantine_item(&q, server, Kind::ShutdownUndrained, h.handle.name(), item, None);
         }
         let _ = h.sink.flush();
         h.sink.stop();

@@ -54,7 +54,7 @@ fn values(srv: &RunningServer<Record>, sink: &str) -> Vec<Value> {
         .unwrap()
         .snapshot()
         .into_iter()
-        .map(|i| i.value.value().clone())
+        .map(|i| i.value().expect("an event").value().clone())
         .collect()
 }
 
@@ -125,7 +125,7 @@ fn filter_map_and_route_forward_to_their_sinks_in_order() {
     assert_eq!(values(&srv, "rest").len(), 3);
     // Origins travel with forwarded items.
     let item = &srv.memory_sink("big").unwrap().snapshot()[0];
-    assert_eq!(item.origin, Some(("in", 6)));
+    assert_eq!(item.origin(), Some(("in", 6)));
 }
 
 #[test]

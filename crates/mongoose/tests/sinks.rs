@@ -27,7 +27,7 @@ impl Sink<u64> for Stub {
             500 => Err(SinkError::Retryable("HTTP 500".into())),
             400 => Err(SinkError::Permanent("HTTP 400".into())),
             _ => {
-                self.written.lock().unwrap().push(item.value);
+                self.written.lock().unwrap().push(*item.value().expect("an event"));
                 Ok(())
             }
         }
