@@ -410,6 +410,7 @@ fn run_mongoose(plan: &Plan, latency: bool, run_id: usize) -> RunResult {
             check_interval: MONITOR_INTERVAL,
             ..Default::default()
         },
+        ..Default::default()
     };
     let server = RunningServer::start(spec).expect("mongoose server starts");
     let shared = server.group(group).expect("bench group");

@@ -19,6 +19,9 @@ use crate::server::RunningServer;
 #[derive(Parser, Debug)]
 #[command(name = "mongoose-server", disable_version_flag = true)]
 pub struct Cli {
+    /// `admin ...`: talk to a running server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Config file (also MONGOOSE_CONFIG).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -40,6 +43,63 @@ pub struct Cli {
     /// Drain deadline at shutdown, ms.
     #[arg(long)]
     pub drain_deadline_ms: Option<u32>,
+    /// Admin address (`IP:port` or `off`).
+    #[arg(long)]
+    pub admin_addr: Option<String>,
+    /// `strict` or `best-effort`.
+    #[arg(long)]
+    pub pinning: Option<String>,
+    /// `stdout` or `stderr`.
+    #[arg(long)]
+    pub log_to: Option<String>,
+}
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// `POST /admin/commands/<command>` on a running server.
+    Admin(AdminArgs),
+}
+
+/// `mongoose-server admin [--addr A] [--token T] [--json] [--timeout-ms N] <command> [args..]`.
+#[derive(clap::Args, Debug)]
+pub struct AdminArgs {
+    /// Admin address (default MONGOOSE_ADMIN_ADDR, else 127.0.0.1:9200).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Bearer token (default MONGOOSE_ADMIN_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Print the raw JSON body.
+    #[arg(long)]
+    pub json: bool,
+    /// Whole-call budget.
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// The command.
+    pub command: String,
+    /// Its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn admin_main(a: AdminArgs) -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let call = crate::admin::client::Call {
+        addr: a
+            .addr
+            .or_else(|| env(config::ENV_ADMIN_ADDR))
+            .unwrap_or_else(|| crate::admin::client::DEFAULT_ADDR.into()),
+        token: a.token.or_else(|| env(config::ENV_ADMIN_TOKEN)),
+        json: a.json,
+        timeout: Duration::from_millis(a.timeout_ms.max(1)),
+        command: a.command,
+        args: a.args,
+    };
+    let (code, out, err) = crate::admin::client::run(&call);
+    print!("{out}");
+    eprint!("{err}");
+    ExitCode::from(code)
 }
 
 /// The version line: `mongoose-server <semver> (<git sha>, rustc <ver>)`.
@@ -59,6 +119,17 @@ fn bad(line: impl std::fmt::Display) -> ExitCode {
 
 /// Entry point used by `main`.
 pub fn main(cli: Cli) -> ExitCode {
+    fn parse_flag<T: std::str::FromStr<Err = String>>(
+        flag: &str,
+        v: &Option<String>,
+    ) -> Result<Option<T>, String> {
+        v.as_deref()
+            .map(|s| s.parse().map_err(|e| format!("--{flag} {s}: {e}")))
+            .transpose()
+    }
+    if let Some(Command::Admin(a)) = cli.command {
+        return admin_main(a);
+    }
     let reg = Registry::<Record>::standard();
     if cli.version {
         println!("{}", version_line());
@@ -88,10 +159,17 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => return bad(e),
     };
-    let flags = Overrides {
-        name: cli.name.clone(),
-        drain_deadline_ms: cli.drain_deadline_ms,
-        ..Default::default()
+    let flags = match (|| {
+        Ok::<_, String>(Overrides {
+            name: cli.name.clone(),
+            drain_deadline_ms: cli.drain_deadline_ms,
+            admin_addr: parse_flag("admin-addr", &cli.admin_addr)?,
+            pinning: parse_flag("pinning", &cli.pinning)?,
+            log_to: parse_flag("log-to", &cli.log_to)?,
+        })
+    })() {
+        Ok(f) => f,
+        Err(e) => return bad(e),
     };
     let cfg = match config::apply_overrides(cfg, &env, &flags) {
         Ok(c) => c,
@@ -108,9 +186,16 @@ pub fn main(cli: Cli) -> ExitCode {
         print!("{}", config::print_yaml(&cfg));
         return ExitCode::SUCCESS;
     }
+    // MNG-R27: a stdout sink owns stdout, so logs go to stderr.
+    let has_stdout_sink = cfg.event_sinks.iter().any(|s| s.type_name == "stdout");
+    let writer = match cfg.log_to {
+        _ if has_stdout_sink => LogWriter::Stderr,
+        Some(config::LogTo::Stderr) => LogWriter::Stderr,
+        _ => LogWriter::Stdout,
+    };
     let log = LogConfig {
         fields: FieldLayout::Flat,
-        writer: LogWriter::Stderr,
+        writer,
         ..LogConfig::new("mongoose")
     }
     .static_field("server", cfg.name.clone());
@@ -135,9 +220,10 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok::<_, std::io::Error>((
             signal(SignalKind::terminate())?,
             signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
         ))
     });
-    let Ok((mut term, mut int)) = signals else {
+    let Ok((mut term, mut int, mut hup)) = signals else {
         eprintln!("startup failed: cannot install signal handlers");
         return ExitCode::from(1);
     };
@@ -152,18 +238,38 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let signal = rt.block_on(async {
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+    let eof = srv.shutdown_requested();
+    let mut running = cfg;
+    let signal = loop {
+        let got = rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = eof.cancelled() => "EOF",
+                _ = hup.recv() => "SIGHUP",
+            }
+        });
+        if got != "SIGHUP" {
+            break got;
         }
-    });
-    let deadline = Duration::from_millis(u64::from(cfg.shutdown.drain_deadline_ms));
-    tracing::info!(
-        signal,
-        deadline_ms = deadline.as_millis() as u64,
-        "shutdown_begin"
-    );
-    srv.shutdown(deadline);
+        // MNG-R31: the same layering as at start (file, then env, then flags).
+        let new =
+            config::from_yaml_file(&path).and_then(|c| config::apply_overrides(c, &env, &flags));
+        match new {
+            Err(e) => {
+                srv.admin().count_reload("invalid");
+                tracing::warn!(outcome = "invalid", error = %e, "reload");
+            }
+            Ok(new) => {
+                if let crate::reload::Outcome::Ok(_) =
+                    crate::reload::reload(&srv, &running, &new, &reg)
+                {
+                    running = new;
+                }
+            }
+        }
+    };
+    let deadline = Duration::from_millis(u64::from(running.shutdown.drain_deadline_ms));
+    srv.shutdown_for(deadline, signal);
     ExitCode::SUCCESS
 }

@@ -196,6 +196,55 @@ pub fn reconnect_backoff(failures: u32) -> Duration {
     Duration::from_millis(ms.min(30_000))
 }
 
+/// The `feeds` agent: polls every agent-hosted feed each duty cycle until `stop`, then
+/// calls each feed's `stop`.
+pub fn spawn_agent<E: Event>(
+    mut feeds: Vec<(Box<dyn AgentFeed<E>>, FeedOut<E>)>,
+    idle: crate::idle::IdleStrategy,
+    stats: Arc<crate::group::AgentStats>,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("feeds".into())
+        .spawn(move || {
+            let mut idler = crate::idle::Idler::new(idle);
+            let mut failed = vec![false; feeds.len()];
+            while !stop.is_cancelled() {
+                let mut work = 0usize;
+                for ((f, out), failed) in feeds.iter_mut().zip(failed.iter_mut()) {
+                    if *failed {
+                        continue;
+                    }
+                    // A panicking feed must not take the other feeds on this thread down
+                    // (MNG-R20): it is marked failed and no longer polled.
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.poll(out))) {
+                        Ok(n) => work += n,
+                        Err(_) => {
+                            *failed = true;
+                            tracing::error!(feed = out.name(), "feed panicked; marked failed");
+                            out.set_connected(false, Some("panicked"));
+                        }
+                    }
+                }
+                // Single writer: plain store, no locked add.
+                stats.duty_cycles.store(
+                    stats.duty_cycles.load(Ordering::Relaxed) + 1,
+                    Ordering::Relaxed,
+                );
+                if work == 0 {
+                    stats.idle_cycles.store(
+                        stats.idle_cycles.load(Ordering::Relaxed) + 1,
+                        Ordering::Relaxed,
+                    );
+                }
+                idler.idle(work, &stats.state);
+            }
+            for (f, out) in feeds.iter_mut() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.stop(out)));
+            }
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,9 +172,28 @@ pub struct GroupShared {
     pub exited: AtomicBool,
     /// Record per-processor latency.
     pub latency_enabled: AtomicBool,
+    /// `latency.snapshotMs`: the interval window of `latency.status`.
+    pub snapshot_ms: AtomicU32,
     /// The idle strategy.
     pub idle: IdleStrategy,
 }
+
+/// Count, then p50, p90, p99, p99.9 and max, in ns.
+pub type LatencyFigures = (u64, [u64; 5]);
+
+/// One processor's latency as `latency.status` and the summary family report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyRow {
+    /// Processor name.
+    pub name: String,
+    /// The last complete `snapshotMs` window.
+    pub interval: LatencyFigures,
+    /// Since the last reset.
+    pub cumulative: LatencyFigures,
+}
+
+/// Default `latency.snapshotMs`.
+pub const DEFAULT_SNAPSHOT_MS: u32 = 1000;
 
 /// Reply channel of a routed command.
 pub type Reply<T> = SyncSender<T>;
@@ -196,10 +215,20 @@ pub enum Control {
     Reconnect(String, Reply<Result<(), ()>>),
     /// Clear the latency histograms.
     ResetLatency(Reply<()>),
-    /// Percentiles per processor: (name, count, p50, p90, p99, p999, max) in ns.
-    LatencyStatus(Reply<Vec<(String, u64, [u64; 5])>>),
+    /// Latency per processor: the last complete `snapshotMs` window and everything since
+    /// the last reset.
+    LatencyStatus(Reply<Vec<LatencyRow>>),
     /// Drain until empty or the deadline, then stop.
     Shutdown(Instant),
+    /// Reload: new retry settings (`maxPending` keeps its start value: the store is
+    /// pre-allocated).
+    SetRetry(RetryPolicy),
+    /// Reload: a processor's new `config`; `on_config_change` answers on the group thread.
+    ConfigChange(
+        String,
+        crate::processor::ConfigMap,
+        Reply<Result<(), String>>,
+    ),
 }
 
 impl GroupShared {
@@ -218,6 +247,7 @@ impl GroupShared {
             control: ArrayQueue::new(CONTROL_CAPACITY),
             exited: AtomicBool::new(false),
             latency_enabled: AtomicBool::new(true),
+            snapshot_ms: AtomicU32::new(DEFAULT_SNAPSHOT_MS),
             idle,
         }
     }
@@ -279,8 +309,58 @@ struct Retry<E> {
 struct Slot<E> {
     p: Option<Box<dyn Processor<E>>>,
     stats: Arc<ProcStats>,
+    /// Everything since the last reset (the only histogram the hot path records into).
     hist: Histogram<u64>,
+    /// `hist` as of the last window boundary and the one before: their difference is the
+    /// last complete window, kept without a second record per event.
+    at_mark: Histogram<u64>,
+    before_mark: Histogram<u64>,
     got_batch: bool,
+}
+
+impl<E> Slot<E> {
+    fn new(p: Option<Box<dyn Processor<E>>>, stats: Arc<ProcStats>) -> Self {
+        Slot {
+            p,
+            stats,
+            hist: new_hist(),
+            at_mark: new_hist(),
+            before_mark: new_hist(),
+            got_batch: false,
+        }
+    }
+
+    /// A window boundary: shift the marks (same bounds, so no allocation).
+    fn mark(&mut self) {
+        self.before_mark.reset();
+        let _ = self.before_mark.add(&self.at_mark);
+        self.at_mark.reset();
+        let _ = self.at_mark.add(&self.hist);
+    }
+
+    fn row(&self) -> LatencyRow {
+        fn figures(h: &Histogram<u64>) -> LatencyFigures {
+            (
+                h.len(),
+                [
+                    h.value_at_quantile(0.5),
+                    h.value_at_quantile(0.9),
+                    h.value_at_quantile(0.99),
+                    h.value_at_quantile(0.999),
+                    h.max(),
+                ],
+            )
+        }
+        let mut window = self.at_mark.clone();
+        if window.subtract(&self.before_mark).is_err() {
+            window.reset();
+        }
+        LatencyRow {
+            name: self.stats.name.to_string(),
+            interval: figures(&window),
+            cumulative: figures(&self.hist),
+        }
+    }
 }
 
 fn new_hist() -> Histogram<u64> {
@@ -395,21 +475,11 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
             tracing::error!(group = spec.name, processor = ps.name, error = %e, "processor failed to start");
             stats.state.store(PROC_FAILED, Ordering::Relaxed);
             shared.procs.lock().push(stats.clone());
-            slots.push(Slot {
-                p: None,
-                stats,
-                hist: new_hist(),
-                got_batch: false,
-            });
+            slots.push(Slot::new(None, stats));
             continue;
         }
         shared.procs.lock().push(stats.clone());
-        slots.push(Slot {
-            p: Some(p),
-            stats,
-            hist: new_hist(),
-            got_batch: false,
-        });
+        slots.push(Slot::new(Some(p), stats));
     }
     let mut feeds: Vec<u32> = core.subscriptions.iter().map(|(_, f)| *f).collect();
     feeds.sort_unstable();
@@ -468,9 +538,18 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
     let mut idler = Idler::new(spec.idle);
     let mut start_at = 0usize;
     let mut deadline: Option<Instant> = None;
+    let mut next_mark_ns = 0u64;
     loop {
         let now = Instant::now();
         core.now_ns = now.duration_since(core.epoch).as_nanos() as u64;
+        // Marks cost a pass over each histogram's buckets, so only while recording.
+        if core.now_ns >= next_mark_ns && shared.latency_enabled.load(Ordering::Relaxed) {
+            for s in slots.iter_mut() {
+                s.mark();
+            }
+            let every = u64::from(shared.snapshot_ms.load(Ordering::Relaxed).max(1)) * 1_000_000;
+            next_mark_ns = core.now_ns + every;
+        }
         let mut work = 0usize;
         while let Some(c) = shared.control.pop() {
             work += 1;
@@ -835,6 +914,26 @@ impl<E: Event> Loop<E> {
         core: &mut GroupCore<E>,
     ) {
         match c {
+            Control::SetRetry(mut r) => {
+                r.max_pending = self.retry_policy.max_pending;
+                self.retry_policy = r;
+            }
+            Control::ConfigChange(name, cfg, reply) => {
+                let Some(i) = slots.iter().position(|s| s.stats.name == name) else {
+                    let _ = reply.try_send(Err(format!("no processor {name:?} in this group")));
+                    return;
+                };
+                let out = match slots[i].p.as_mut() {
+                    // A stopped processor has nothing to reconfigure.
+                    None => Ok(()),
+                    Some(p) => catch_unwind(AssertUnwindSafe(|| p.on_config_change(&cfg)))
+                        .unwrap_or_else(|_| Err("on_config_change panicked".into())),
+                };
+                if out.is_ok() {
+                    core.configs[i] = cfg;
+                }
+                let _ = reply.try_send(out);
+            }
             Control::StopProcessor(name, reply) => {
                 let Some(i) = slots.iter().position(|s| s.stats.name == name) else {
                     let _ = reply.try_send(Err(StopError::NotFound));
@@ -898,28 +997,13 @@ impl<E: Event> Loop<E> {
             Control::ResetLatency(reply) => {
                 for s in slots.iter_mut() {
                     s.hist.reset();
+                    s.at_mark.reset();
+                    s.before_mark.reset();
                 }
                 let _ = reply.try_send(());
             }
             Control::LatencyStatus(reply) => {
-                let out = slots
-                    .iter()
-                    .map(|s| {
-                        let h = &s.hist;
-                        (
-                            s.stats.name.to_string(),
-                            h.len(),
-                            [
-                                h.value_at_quantile(0.5),
-                                h.value_at_quantile(0.9),
-                                h.value_at_quantile(0.99),
-                                h.value_at_quantile(0.999),
-                                h.max(),
-                            ],
-                        )
-                    })
-                    .collect();
-                let _ = reply.try_send(out);
+                let _ = reply.try_send(slots.iter().map(Slot::row).collect());
             }
             Control::Shutdown(_) => {}
         }

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
-use crate::group::{GroupShared, PROC_RUNNING};
+use crate::group::{AgentStats, GroupShared, PROC_RUNNING};
+use crate::publish::FeedShared;
 use crate::queue::{DISCONNECTED, SubShared};
 
 /// Health settings (`health.*`).
@@ -66,7 +67,7 @@ struct State {
 
 /// Shared health state, updated by the monitor.
 pub struct Health {
-    cfg: HealthConfig,
+    cfg: Mutex<HealthConfig>,
     state: Mutex<State>,
     shutting_down: AtomicBool,
     started: AtomicBool,
@@ -78,7 +79,7 @@ impl Health {
         let mut missing = BTreeSet::new();
         missing.insert("starting".to_string());
         Arc::new(Health {
-            cfg,
+            cfg: Mutex::new(cfg),
             state: Mutex::new(State {
                 missing,
                 stale: Vec::new(),
@@ -93,6 +94,21 @@ impl Health {
     /// Startup finished.
     pub fn set_started(&self) {
         self.started.store(true, Ordering::Release);
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> HealthConfig {
+        *self.cfg.lock()
+    }
+
+    /// New settings (reload); the monitor uses them from its next check.
+    pub fn set_config(&self, c: HealthConfig) {
+        *self.cfg.lock() = c;
+    }
+
+    /// Whether shutdown began.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
     }
 
     /// Shutdown began: readiness fails first.
@@ -120,7 +136,11 @@ impl Health {
             ready: s.ready,
             missing: s.missing.iter().cloned().collect(),
             since: s.since,
-            retry_after: if s.ready { 0 } else { self.cfg.retry_after_s },
+            retry_after: if s.ready {
+                0
+            } else {
+                self.cfg.lock().retry_after_s
+            },
         }
     }
 }
@@ -131,6 +151,10 @@ pub struct Watched {
     pub groups: Vec<Arc<GroupShared>>,
     /// Subscriptions.
     pub subs: Vec<Arc<SubShared>>,
+    /// Agents other than groups (`feeds`, `sinks`): staleness only.
+    pub agents: Vec<(&'static str, Arc<AgentStats>)>,
+    /// Feeds and whether each is critical (`feed:NAME` while a critical one is down).
+    pub feeds: Vec<(Arc<FeedShared>, bool)>,
 }
 
 struct Seen {
@@ -152,6 +176,7 @@ pub fn spawn_monitor(
             let mut stale_logged: BTreeSet<String> = BTreeSet::new();
             while !stop.load(Ordering::Acquire) {
                 let now = Instant::now();
+                let cfg = health.config();
                 let mut missing: BTreeSet<String> = BTreeSet::new();
                 let mut stale = Vec::new();
                 for g in &watched.groups {
@@ -166,7 +191,10 @@ pub fn spawn_monitor(
                     }
                     let exited = g.exited.load(Ordering::Acquire);
                     let age = now.duration_since(e.changed);
-                    if !exited && age >= health.cfg.agent_stale {
+                    g.agent
+                        .heartbeat_age_ms
+                        .store(age.as_millis() as u64, Ordering::Relaxed);
+                    if !exited && age >= cfg.agent_stale {
                         stale.push(g.name.to_string());
                         missing.insert(format!("agent:{}", g.name));
                         if stale_logged.insert(g.name.to_string()) {
@@ -186,6 +214,38 @@ pub fn spawn_monitor(
                         .any(|p| p.state.load(Ordering::Relaxed) == PROC_RUNNING);
                     if exited || !running {
                         missing.insert(format!("group:{}", g.name));
+                    }
+                }
+                for (name, a) in &watched.agents {
+                    let cycles = a.duty_cycles.load(Ordering::Relaxed);
+                    let e = seen.entry(name).or_insert(Seen {
+                        cycles,
+                        changed: now,
+                    });
+                    if e.cycles != cycles {
+                        e.cycles = cycles;
+                        e.changed = now;
+                    }
+                    let age = now.duration_since(e.changed);
+                    a.heartbeat_age_ms
+                        .store(age.as_millis() as u64, Ordering::Relaxed);
+                    if age >= cfg.agent_stale {
+                        stale.push(name.to_string());
+                        missing.insert(format!("agent:{name}"));
+                        if stale_logged.insert(name.to_string()) {
+                            tracing::error!(
+                                agent = *name,
+                                age_ms = age.as_millis() as u64,
+                                "agent_stale"
+                            );
+                        }
+                    } else {
+                        stale_logged.remove(*name);
+                    }
+                }
+                for (f, critical) in &watched.feeds {
+                    if *critical && !f.connected.load(Ordering::Acquire) {
+                        missing.insert(format!("feed:{}", f.name));
                     }
                 }
                 for s in &watched.subs {
@@ -218,7 +278,7 @@ pub fn spawn_monitor(
                     health.flip(&mut st);
                 }
                 // Parked, not slept, so a stopping server can wake it at once.
-                std::thread::park_timeout(health.cfg.check_interval);
+                std::thread::park_timeout(cfg.check_interval);
             }
         })
 }

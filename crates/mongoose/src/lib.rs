@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod builtins;
 pub mod cli;
 pub mod config;
@@ -43,6 +44,7 @@ pub mod publish;
 pub mod quarantine;
 pub mod queue;
 pub mod registry;
+pub mod reload;
 pub mod server;
 pub mod sink;
 pub mod sink_agent;

@@ -45,6 +45,8 @@ pub struct Sources<E> {
     pub sinks: Vec<SinkSource<E>>,
     /// Health.
     pub health: Arc<Health>,
+    /// The command surface (`mongoose_admin_commands_total`).
+    pub admin: Option<Arc<crate::admin::Admin>>,
 }
 
 /// The collector.
@@ -60,7 +62,15 @@ struct Fam {
     metrics: Vec<Metric>,
 }
 
-const FAMILIES: [(&str, &str); 38] = [
+const FAMILIES: [(&str, &str); 40] = [
+    (
+        "mongoose_config_reloads_total",
+        "reload attempts by outcome",
+    ),
+    (
+        "mongoose_admin_commands_total",
+        "admin commands by command and outcome",
+    ),
     (
         "mongoose_feed_published_total",
         "publish calls that offered an event",
@@ -225,13 +235,15 @@ impl<E: Event> MongooseCollector<E> {
                 &l,
                 f64::from(u8::from(feed.connected.load(Ordering::Relaxed))),
             ));
-            // Memory feeds decode nothing and ack nothing: their series stay at 0.
-            for reason in ["bad_json", "too_long", "utf8", "missing_field"] {
-                fams[3]
-                    .metrics
-                    .push(counter(&[("feed", feed.name), ("reason", reason)], 0.0));
+            for reason in crate::feed::DECODE_ERRORS {
+                fams[3].metrics.push(counter(
+                    &[("feed", feed.name), ("reason", reason.as_str())],
+                    feed.decode_errors[reason as usize].load(Ordering::Relaxed) as f64,
+                ));
             }
-            fams[4].metrics.push(counter(&l, 0.0));
+            fams[4]
+                .metrics
+                .push(counter(&l, feed.acked.load(Ordering::Relaxed) as f64));
         }
         let mut q = vec![
             f("mongoose_queue_enqueued_total", c),
@@ -362,7 +374,11 @@ impl<E: Event> MongooseCollector<E> {
                     &[("processor", p.name)],
                     p.unrouted.load(Ordering::Relaxed) as f64,
                 ));
-                if let Some((_, count, qs)) = latency.iter().find(|(n, ..)| n == p.name) {
+                if let Some((count, qs)) = latency
+                    .iter()
+                    .find(|r| r.name == p.name)
+                    .map(|r| &r.cumulative)
+                {
                     let mut s = Summary::default();
                     s.set_quantile(
                         [0.5, 0.9, 0.99, 0.999]
@@ -474,12 +490,29 @@ impl<E: Event> MongooseCollector<E> {
             .push(gauge(&[], f64::from(u8::from(health.ready))));
         p[1].metrics.push(gauge(&[], rss_bytes()));
         fams.extend(p);
+        let mut rl = f("mongoose_config_reloads_total", c);
+        if let Some(admin) = &self.src.admin {
+            for (outcome, n) in admin.reloads() {
+                rl.metrics.push(counter(&[("outcome", outcome)], n as f64));
+            }
+        }
+        fams.push(rl);
+        let mut ad = f("mongoose_admin_commands_total", c);
+        if let Some(admin) = &self.src.admin {
+            for ((command, outcome), n) in admin.counts() {
+                ad.metrics.push(counter(
+                    &[("command", &command), ("outcome", outcome)],
+                    n as f64,
+                ));
+            }
+        }
+        fams.push(ad);
         fams
     }
 }
 
 /// A group's latency percentiles, asked of its thread (bounded wait; empty on timeout).
-fn latency_of(g: &GroupShared) -> Vec<(String, u64, [u64; 5])> {
+fn latency_of(g: &GroupShared) -> Vec<crate::group::LatencyRow> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     if !g.send(Control::LatencyStatus(tx)) {
         return Vec::new();

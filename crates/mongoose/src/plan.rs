@@ -4,12 +4,18 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, ServerConfig, validate};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::admin::AdminSpec;
+use crate::config::{AdminAddress, ConfigError, ServerConfig, validate};
 use crate::event::Event;
+use crate::feed::{FeedEnv, RunsOn};
 use crate::group::{GroupSpec, ProcSpec};
 use crate::health::HealthConfig;
 use crate::registry::Registry;
-use crate::server::{FeedSpec, ServerSpec};
+use crate::server::{FeedSource, FeedSpec, ServerSpec};
+use crate::sink_agent::{SinkEnv, SinkSpec};
 
 /// Default `memory` sink capacity.
 pub const DEFAULT_MEMORY_SINK_CAPACITY: usize = 10_000;
@@ -40,17 +46,57 @@ pub fn check<E: Event>(cfg: &ServerConfig, reg: &Registry<E>) -> Result<(), Conf
         }
     }
     for (i, f) in cfg.event_feeds.iter().enumerate() {
-        if f.type_name == "memory" {
-            producers(&f.config).map_err(|e| {
-                ConfigError::invalid(format!("eventFeeds[{i}].config.producers"), "…", e)
-            })?;
+        let t = reg.feed(&f.type_name).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("eventFeeds[{i}].type"),
+                &f.type_name,
+                "not registered",
+            )
+        })?;
+        (t.validate)(&f.config)
+            .map_err(|e| ConfigError::invalid(format!("eventFeeds[{i}].config"), "{…}", e))?;
+        if t.runs_on == RunsOn::Io && f.agent_name.is_some() {
+            return Err(ConfigError::invalid(
+                format!("eventFeeds[{i}].agentName"),
+                f.agent_name.as_deref().unwrap_or(""),
+                format!(
+                    "{} feeds run on the I/O runtime, not on an agent",
+                    f.type_name
+                ),
+            ));
         }
+    }
+    for (i, s) in cfg.event_sinks.iter().enumerate() {
+        let t = reg.sink(&s.type_name).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("eventSinks[{i}].type"),
+                &s.type_name,
+                "not registered",
+            )
+        })?;
+        (t.validate)(&s.config)
+            .map_err(|e| ConfigError::invalid(format!("eventSinks[{i}].config"), "{…}", e))?;
     }
     Ok(())
 }
 
+/// `capacity` of a memory sink (10000 by default).
+pub fn memory_capacity(config: &crate::processor::ConfigMap) -> Result<usize, String> {
+    if let Some(k) = config.keys().find(|k| *k != "capacity") {
+        return Err(format!("unknown key {k} (expected capacity)"));
+    }
+    match config.get("capacity") {
+        None => Ok(DEFAULT_MEMORY_SINK_CAPACITY),
+        Some(v) => v
+            .as_u64()
+            .filter(|c| (1..=10_000_000).contains(c))
+            .map(|c| c as usize)
+            .ok_or_else(|| "capacity: expected an integer in 1..=10000000".into()),
+    }
+}
+
 /// `producers: single|multi` of a memory feed (single by default).
-fn producers(config: &crate::processor::ConfigMap) -> Result<bool, String> {
+pub fn memory_producers(config: &crate::processor::ConfigMap) -> Result<bool, String> {
     if let Some(k) = config.keys().find(|k| *k != "producers") {
         return Err(format!("unknown key {k} (expected producers)"));
     }
@@ -74,7 +120,10 @@ pub fn to_spec<E: Event>(
         .map(|f| {
             Ok(FeedSpec {
                 name: f.name.clone(),
-                multi: producers(&f.config).unwrap_or(false),
+                multi: match reg.feed(&f.type_name) {
+                    Some(t) if t.build.is_some() => t.multi_producer,
+                    _ => memory_producers(&f.config).unwrap_or(false),
+                },
                 queue_capacity: f.queue_capacity,
                 backpressure: f.backpressure.into(),
                 backlog_threshold: Some(f.effective_backlog_threshold(pct)),
@@ -87,14 +136,59 @@ pub fn to_spec<E: Event>(
         .iter()
         .filter(|s| s.type_name == "memory")
         .map(|s| {
-            let cap = s
-                .config
-                .get("capacity")
-                .and_then(|v| v.as_u64())
-                .map_or(DEFAULT_MEMORY_SINK_CAPACITY, |c| c as usize);
+            let cap = memory_capacity(&s.config).unwrap_or(DEFAULT_MEMORY_SINK_CAPACITY);
             (s.name.clone(), cap)
         })
         .collect();
+    let mut sinks = Vec::new();
+    for s in &cfg.event_sinks {
+        let Some(mut build) = reg.sink(&s.type_name).and_then(|t| t.build.clone()) else {
+            continue;
+        };
+        // Quarantine files hold payloads: created 0600 whatever `mode` says (§7).
+        if cfg.quarantine.sink.as_deref() == Some(s.name.as_str()) && s.type_name == "file" {
+            build = Arc::new(crate::sinks::file::build_for_quarantine::<E>);
+        }
+        let config = s.config.clone();
+        let breaker = s
+            .effective_circuit_breaker()
+            .map(|cb| ron_kernel::BreakerConfig {
+                failure_threshold: cb.failure_threshold,
+                open_for: Duration::from_millis(u64::from(cb.open_ms)),
+                half_open_max_probes: cb.half_open_probes.max(1),
+                success_threshold: cb.half_open_probes.max(1),
+            });
+        sinks.push(SinkSpec {
+            name: s.name.clone(),
+            capacity: s.queue_capacity as usize,
+            breaker,
+            critical: s.critical,
+            factory: Box::new(move |env: &SinkEnv| build(&config, env)),
+        });
+    }
+    // The quarantine sink drains last at shutdown, so it can take the others' leftovers.
+    if let Some(q) = &cfg.quarantine.sink {
+        sinks.sort_by_key(|s| s.name == *q);
+    }
+    let mut feed_sources = Vec::new();
+    for f in &cfg.event_feeds {
+        let Some(build) = reg.feed(&f.type_name).and_then(|t| t.build.clone()) else {
+            continue;
+        };
+        let config = f.config.clone();
+        feed_sources.push(FeedSource {
+            feed: f.name.clone(),
+            type_name: f.type_name.clone(),
+            critical: f.critical,
+            connect: Box::new(move |env: &FeedEnv| build(&config, env)),
+        });
+    }
+    let mut processor_types = HashMap::new();
+    for g in &cfg.event_handlers {
+        for p in &g.processors {
+            processor_types.insert(p.name.clone(), p.type_name.clone());
+        }
+    }
     let mut groups = Vec::new();
     for g in &cfg.event_handlers {
         let thread = cfg
@@ -135,7 +229,21 @@ pub fn to_spec<E: Event>(
         feeds,
         groups,
         memory_sinks,
-        sinks: Vec::new(),
+        sinks,
+        feed_sources,
+        admin: AdminSpec {
+            address: match cfg.admin.address {
+                AdminAddress::Off => None,
+                AdminAddress::Socket(a) => Some(a),
+            },
+            token: cfg.admin.token.clone(),
+            command_timeout: Duration::from_millis(u64::from(cfg.admin.command_timeout_ms)),
+        },
+        io_threads: cfg.io_threads,
+        connect_timeout: Duration::from_millis(u64::from(cfg.startup.connect_timeout_ms)),
+        quarantine_sink: cfg.quarantine.sink.clone(),
+        processor_types,
+        agent_idle: cfg.idle_strategy.into(),
         quarantine_capacity: cfg.quarantine.memory_capacity as usize,
         start_timeout: Duration::from_millis(u64::from(cfg.startup.start_timeout_ms)),
         health: HealthConfig {

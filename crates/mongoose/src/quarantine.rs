@@ -184,7 +184,8 @@ pub fn now_ms() -> i64 {
 
 /// Hands a record to the configured quarantine sink without blocking; gives it back when
 /// the sink cannot take it.
-pub type RecordSink = Box<dyn Fn(QuarantineRecord) -> Result<(), QuarantineRecord> + Send + Sync>;
+pub type RecordSink =
+    Box<dyn Fn(Box<QuarantineRecord>) -> Result<(), Box<QuarantineRecord>> + Send + Sync>;
 
 /// The memory ring plus counters by kind, and the configured sink once it started.
 pub struct Quarantine {
@@ -222,9 +223,9 @@ impl Quarantine {
         self.count(rec.kind);
         let rec = match self.sink.get() {
             None => rec,
-            Some(send) => match send(rec) {
+            Some(send) => match send(Box::new(rec)) {
                 Ok(()) => return,
-                Err(rec) => rec,
+                Err(rec) => *rec,
             },
         };
         if self.sink.get().is_some() {

@@ -50,11 +50,39 @@ pub struct ProcessorType<E> {
     pub version: &'static str,
 }
 
+/// One registered feed type.
+pub struct FeedType<E: Event> {
+    /// Config check.
+    pub validate: Validate,
+    /// Connects an instance; None for `memory`, whose publisher the embedder takes.
+    pub build: Option<crate::feed::BuildFeed<E>>,
+    /// Where it runs (`agentName` is refused on I/O-runtime types).
+    pub runs_on: crate::feed::RunsOn,
+    /// Whether several threads publish on it.
+    pub multi_producer: bool,
+    /// Crate version it comes from.
+    pub version: &'static str,
+    /// The cargo feature it needs, if any.
+    pub feature: Option<&'static str>,
+}
+
+/// One registered sink type.
+pub struct SinkType<E: Event> {
+    /// Config check.
+    pub validate: Validate,
+    /// Constructs an instance; None for the inline `memory` sink.
+    pub build: Option<crate::sink_agent::BuildSink<E>>,
+    /// Crate version it comes from.
+    pub version: &'static str,
+    /// The cargo feature it needs, if any.
+    pub feature: Option<&'static str>,
+}
+
 /// Names, kinds and factories.
-pub struct Registry<E> {
+pub struct Registry<E: Event> {
     processors: BTreeMap<String, ProcessorType<E>>,
-    feeds: BTreeMap<String, &'static str>,
-    sinks: BTreeMap<String, &'static str>,
+    feeds: BTreeMap<String, FeedType<E>>,
+    sinks: BTreeMap<String, SinkType<E>>,
 }
 
 impl<E: Event> Default for Registry<E> {
@@ -71,8 +99,80 @@ impl<E: Event> Registry<E> {
             feeds: BTreeMap::new(),
             sinks: BTreeMap::new(),
         };
-        r.feeds.insert("memory".into(), env!("CARGO_PKG_VERSION"));
-        r.sinks.insert("memory".into(), env!("CARGO_PKG_VERSION"));
+        r.feeds.insert(
+            "memory".into(),
+            FeedType {
+                validate: Arc::new(|c| crate::plan::memory_producers(c).map(|_| ())),
+                build: None,
+                runs_on: crate::feed::RunsOn::Caller,
+                multi_producer: false,
+                version: env!("CARGO_PKG_VERSION"),
+                feature: None,
+            },
+        );
+        r.sinks.insert(
+            "memory".into(),
+            SinkType {
+                validate: Arc::new(|c| crate::plan::memory_capacity(c).map(|_| ())),
+                build: None,
+                version: env!("CARGO_PKG_VERSION"),
+                feature: None,
+            },
+        );
+        let sink = |validate: fn(&ConfigMap) -> Result<(), String>,
+                    build: crate::sink_agent::BuildSink<E>,
+                    feature: Option<&'static str>| SinkType {
+            validate: Arc::new(validate),
+            build: Some(build),
+            version: env!("CARGO_PKG_VERSION"),
+            feature,
+        };
+        let builtin_sinks: Vec<(&str, SinkType<E>)> = vec![
+            (
+                "stdout",
+                sink(
+                    crate::sinks::stdout::validate,
+                    Arc::new(crate::sinks::stdout::build::<E>),
+                    None,
+                ),
+            ),
+            (
+                "file",
+                sink(
+                    crate::sinks::file::validate,
+                    Arc::new(crate::sinks::file::build::<E>),
+                    None,
+                ),
+            ),
+            (
+                "tcp",
+                sink(
+                    crate::sinks::tcp::validate,
+                    Arc::new(crate::sinks::tcp::build::<E>),
+                    None,
+                ),
+            ),
+            (
+                "http",
+                sink(
+                    crate::sinks::http::validate,
+                    Arc::new(crate::sinks::http::build::<E>),
+                    None,
+                ),
+            ),
+            #[cfg(feature = "redis")]
+            (
+                "redis-stream",
+                sink(
+                    crate::sinks::redis_stream::validate,
+                    Arc::new(crate::sinks::redis_stream::build::<E>),
+                    Some("redis"),
+                ),
+            ),
+        ];
+        for (n, t) in builtin_sinks {
+            r.register_sink(n, t).expect("built-in names are distinct");
+        }
         r.register_processor(
             "log",
             |c| Log::new(c).map(|_| ()),
@@ -111,6 +211,48 @@ impl<E: Event> Registry<E> {
         self.processors.get(name)
     }
 
+    /// Registers a feed type.
+    pub fn register_feed(
+        &mut self,
+        name: &str,
+        t: FeedType<E>,
+    ) -> Result<&mut Self, RegistryError> {
+        if self.feeds.contains_key(name) {
+            return Err(RegistryError::Duplicate {
+                kind: TypeKind::Feed,
+                name: name.into(),
+            });
+        }
+        self.feeds.insert(name.into(), t);
+        Ok(self)
+    }
+
+    /// Registers a sink type.
+    pub fn register_sink(
+        &mut self,
+        name: &str,
+        t: SinkType<E>,
+    ) -> Result<&mut Self, RegistryError> {
+        if self.sinks.contains_key(name) {
+            return Err(RegistryError::Duplicate {
+                kind: TypeKind::Sink,
+                name: name.into(),
+            });
+        }
+        self.sinks.insert(name.into(), t);
+        Ok(self)
+    }
+
+    /// A feed type.
+    pub fn feed(&self, name: &str) -> Option<&FeedType<E>> {
+        self.feeds.get(name)
+    }
+
+    /// A sink type.
+    pub fn sink(&self, name: &str) -> Option<&SinkType<E>> {
+        self.sinks.get(name)
+    }
+
     /// What config validation may name.
     pub fn known_types(&self) -> KnownTypes {
         let mut k = KnownTypes::new();
@@ -132,12 +274,12 @@ impl<E: Event> Registry<E> {
         v.extend(
             self.feeds
                 .iter()
-                .map(|(n, ver)| ("feed", n.clone(), *ver, None)),
+                .map(|(n, t)| ("feed", n.clone(), t.version, t.feature)),
         );
         v.extend(
             self.sinks
                 .iter()
-                .map(|(n, ver)| ("sink", n.clone(), *ver, None)),
+                .map(|(n, t)| ("sink", n.clone(), t.version, t.feature)),
         );
         v.extend(
             self.processors
@@ -149,8 +291,79 @@ impl<E: Event> Registry<E> {
 }
 
 impl<E: JsonEvent> Registry<E> {
-    /// Adds the JSON built-in processors.
+    /// Adds the JSON built-ins: the `file`, `stdin`, `timer`, `tcp` and `http` feeds (and
+    /// `redis-stream` with its feature) and the `filter`, `map`, `count-by-key` and
+    /// `route-by-field` processors.
     pub fn with_json_builtins(mut self) -> Self {
+        use crate::feeds;
+        let feed = |validate: fn(&ConfigMap) -> Result<(), String>,
+                    build: crate::feed::BuildFeed<E>,
+                    runs_on: crate::feed::RunsOn,
+                    multi_producer: bool,
+                    feature: Option<&'static str>| FeedType {
+            validate: Arc::new(validate),
+            build: Some(build),
+            runs_on,
+            multi_producer,
+            version: env!("CARGO_PKG_VERSION"),
+            feature,
+        };
+        let builtin_feeds: Vec<(&str, FeedType<E>)> = vec![
+            (
+                "file",
+                feed(
+                    feeds::file::validate,
+                    Arc::new(feeds::file::build::<E>),
+                    feeds::file::RUNS_ON,
+                    feeds::file::MULTI_PRODUCER,
+                    None,
+                ),
+            ),
+            (
+                "stdin",
+                feed(
+                    feeds::stdin::validate,
+                    Arc::new(feeds::stdin::build::<E>),
+                    feeds::stdin::RUNS_ON,
+                    feeds::stdin::MULTI_PRODUCER,
+                    None,
+                ),
+            ),
+            (
+                "timer",
+                feed(
+                    feeds::timer::validate,
+                    Arc::new(feeds::timer::build::<E>),
+                    feeds::timer::RUNS_ON,
+                    feeds::timer::MULTI_PRODUCER,
+                    None,
+                ),
+            ),
+            (
+                "tcp",
+                feed(
+                    feeds::tcp::validate,
+                    Arc::new(feeds::tcp::build::<E>),
+                    feeds::tcp::RUNS_ON,
+                    feeds::tcp::MULTI_PRODUCER,
+                    None,
+                ),
+            ),
+            (
+                "http",
+                feed(
+                    feeds::http::validate,
+                    Arc::new(feeds::http::build::<E>),
+                    feeds::http::RUNS_ON,
+                    feeds::http::MULTI_PRODUCER,
+                    None,
+                ),
+            ),
+        ];
+        for (n, t) in builtin_feeds {
+            self.register_feed(n, t)
+                .expect("built-in names are distinct");
+        }
         self.register_processor(
             "filter",
             |c| Filter::<E>::new(c).map(|_| ()),

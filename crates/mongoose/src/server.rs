@@ -9,13 +9,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use parking_lot::Mutex;
 
+use crate::admin::{Admin, AdminCore, AdminSpec, AgentInfo, AgentSource, FeedInfo};
 use crate::event::Event;
+use crate::feed::{FeedEnv, FeedOut, FeedRunner};
+use crate::group::AgentStats;
 use crate::group::{
     self, Consumer, Control, GroupEnv, GroupShared, GroupSpec, StartMsg, StopError,
 };
@@ -61,7 +66,7 @@ impl FeedSpec {
 }
 
 /// Everything a server is made of.
-pub struct ServerSpec<E> {
+pub struct ServerSpec<E: Event> {
     /// Server name (unique per process).
     pub name: String,
     /// Feeds.
@@ -78,6 +83,63 @@ pub struct ServerSpec<E> {
     pub start_timeout: Duration,
     /// Health checks.
     pub health: crate::health::HealthConfig,
+    /// How non-memory feeds connect; a feed without a source is a `memory` feed whose
+    /// publisher [`RunningServer::publisher`] hands out.
+    pub feed_sources: Vec<FeedSource<E>>,
+    /// The admin surface; `address: None` binds nothing (the router can still be mounted).
+    pub admin: AdminSpec,
+    /// Tokio workers of the I/O runtime (created only when admin, sinks or I/O feeds need
+    /// it).
+    pub io_threads: u16,
+    /// `startup.connectTimeoutMs`.
+    pub connect_timeout: Duration,
+    /// `quarantine.sink`: the name of a hosted sink that receives quarantine records.
+    pub quarantine_sink: Option<String>,
+    /// Registered type of each processor (for `processors.list`).
+    pub processor_types: HashMap<String, String>,
+    /// Idle strategy of the `feeds` and `sinks` agents.
+    pub agent_idle: crate::idle::IdleStrategy,
+}
+
+impl<E: Event> Default for ServerSpec<E> {
+    /// A server named `mongoose` with nothing in it, no admin listener, the §2.3 defaults.
+    fn default() -> Self {
+        ServerSpec {
+            name: "mongoose".into(),
+            feeds: Vec::new(),
+            groups: Vec::new(),
+            memory_sinks: Vec::new(),
+            sinks: Vec::new(),
+            quarantine_capacity: 1000,
+            start_timeout: Duration::from_secs(10),
+            health: Default::default(),
+            feed_sources: Vec::new(),
+            admin: AdminSpec {
+                address: None,
+                ..AdminSpec::default()
+            },
+            io_threads: 2,
+            connect_timeout: Duration::from_secs(5),
+            quarantine_sink: None,
+            processor_types: HashMap::new(),
+            agent_idle: crate::idle::IdleStrategy::default(),
+        }
+    }
+}
+
+/// Connects one feed instance (its config already bound in).
+pub type FeedConnect<E> = Box<dyn FnOnce(&FeedEnv) -> Result<FeedRunner<E>, String> + Send>;
+
+/// How one non-memory feed connects at startup step 7.
+pub struct FeedSource<E: Event> {
+    /// The [`FeedSpec`] it feeds.
+    pub feed: String,
+    /// Registered type (for messages and `event-sources`).
+    pub type_name: String,
+    /// A critical feed that cannot connect fails startup.
+    pub critical: bool,
+    /// Connects and returns the runner.
+    pub connect: FeedConnect<E>,
 }
 
 /// Why a server did not start.
@@ -107,6 +169,14 @@ type Started<E> = (
     std::sync::mpsc::SyncSender<bool>,
 );
 
+/// "address in use" rather than the OS's wording, so startup lines read the same everywhere.
+fn io_error_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => "address in use".into(),
+        _ => e.to_string(),
+    }
+}
+
 /// `queues.reconnect` refused: no such subscription, or it was not disconnected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("subscription is not disconnected")]
@@ -129,8 +199,32 @@ pub struct RunningServer<E: Event> {
     metrics: Arc<ron_metrics::Metrics>,
     monitor_stop: Arc<AtomicBool>,
     monitor: Mutex<Option<JoinHandle<()>>>,
+    admin: Arc<Admin>,
+    admin_addr: Option<std::net::SocketAddr>,
+    admin_stop: CancellationToken,
+    feeds_stop: CancellationToken,
+    feed_threads: Mutex<Vec<JoinHandle<()>>>,
+    shutdown_request: CancellationToken,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
     /// Published with no subscriber, per feed (also in `FeedShared`).
     pub unrouted: AtomicU64,
+}
+
+/// What startup has built so far, torn down in reverse on a critical failure.
+struct Partial {
+    admin_stop: CancellationToken,
+    feeds_stop: CancellationToken,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Partial {
+    fn abort(self) {
+        self.feeds_stop.cancel();
+        self.admin_stop.cancel();
+        if let Some(rt) = self.runtime {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl<E: Event> RunningServer<E> {
@@ -163,6 +257,70 @@ impl<E: Event> RunningServer<E> {
             Arc::new(spec.feeds.iter().map(|f| leak(&f.name)).collect());
         let broadcast = Arc::new(spec.feeds.iter().map(|f| f.broadcast).collect::<Vec<_>>());
         let quarantine = Arc::new(Quarantine::new(spec.quarantine_capacity));
+        let health = crate::health::Health::new(spec.health);
+        let metrics = ron_metrics::Metrics::builder()
+            .service("mongoose")
+            .instance(server)
+            .build()
+            .map_err(|e| StartError {
+                component: "metrics".into(),
+                error: e.to_string(),
+            })?;
+        // The I/O runtime exists only when something needs it (MNG-R18).
+        let needs_io =
+            spec.admin.address.is_some() || !spec.sinks.is_empty() || !spec.feed_sources.is_empty();
+        let runtime = if needs_io {
+            Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(usize::from(spec.io_threads.max(1)))
+                    .thread_name("mg-io")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| StartError {
+                        component: "runtime".into(),
+                        error: e.to_string(),
+                    })?,
+            )
+        } else {
+            None
+        };
+        let io = runtime.as_ref().map(|r| r.handle().clone());
+        let partial = Partial {
+            admin_stop: CancellationToken::new(),
+            feeds_stop: CancellationToken::new(),
+            runtime,
+        };
+        macro_rules! fail {
+            ($partial:expr, $e:expr) => {{
+                $partial.abort();
+                return Err($e);
+            }};
+        }
+        // Step 2: admin first, so /readyz answers 503 `starting` while the rest starts.
+        let admin = Arc::new(Admin::new(
+            AdminCore::empty(server, quarantine.clone(), health.clone()),
+            &spec.admin,
+        ));
+        let admin_addr = match (spec.admin.address, &io) {
+            (Some(addr), Some(io)) => {
+                let router = crate::admin::http::router(admin.clone(), &metrics);
+                match crate::admin::http::serve(router, addr, io, partial.admin_stop.clone()) {
+                    Ok(a) => {
+                        tracing::info!(server, address = %a, "admin_listening");
+                        Some(a)
+                    }
+                    Err(e) => fail!(
+                        partial,
+                        StartError {
+                            component: "admin".into(),
+                            error: format!("{addr}: {}", io_error_text(&e)),
+                        }
+                    ),
+                }
+            }
+            _ => None,
+        };
+        // Step 4: sinks.
         let mut sink_map: HashMap<String, SinkHandle<E>> = spec
             .memory_sinks
             .iter()
@@ -170,22 +328,51 @@ impl<E: Event> RunningServer<E> {
             .collect();
         let mut sink_stats: Vec<crate::metrics::SinkSource<E>> =
             sink_map.values().map(|h| (h.clone(), None)).collect();
-        let sink_agent = if spec.sinks.is_empty() {
-            None
-        } else {
-            let (agent, hosted) = crate::sink_agent::start(
-                spec.sinks,
-                server,
-                crate::idle::IdleStrategy::default(),
-                quarantine.clone(),
-            )?;
-            for (h, st) in hosted {
-                sink_map.insert(h.name().to_string(), h.clone());
-                sink_stats.push((h, Some(st)));
+        let sink_agent = match (spec.sinks.is_empty(), &io) {
+            (false, Some(io)) => {
+                let env = crate::sink_agent::SinkEnv {
+                    name: "",
+                    server,
+                    connect_timeout: spec.connect_timeout,
+                    io: io.clone(),
+                };
+                match crate::sink_agent::start(
+                    spec.sinks,
+                    &env,
+                    spec.agent_idle,
+                    quarantine.clone(),
+                ) {
+                    Ok((agent, hosted)) => {
+                        for (h, st) in hosted {
+                            sink_map.insert(h.name().to_string(), h.clone());
+                            sink_stats.push((h, Some(st)));
+                        }
+                        Some(agent)
+                    }
+                    Err(e) => fail!(partial, e),
+                }
             }
-            Some(agent)
+            _ => None,
         };
+        if let Some(qs) = &spec.quarantine_sink {
+            match sink_map.get(qs) {
+                Some(h) => {
+                    let h = h.clone();
+                    quarantine.set_sink(Box::new(move |rec| h.send_record(rec)));
+                }
+                None => tracing::error!(
+                    sink = %qs,
+                    "quarantine sink did not start; records go to the memory ring"
+                ),
+            }
+        }
         let sinks: Arc<HashMap<String, SinkHandle<E>>> = Arc::new(sink_map);
+        let stop_sinks = |agent: Option<crate::sink_agent::SinkAgent>| {
+            if let Some(mut a) = agent {
+                a.shutdown(Duration::ZERO);
+            }
+        };
+        // Step 6: groups build, subscribe, init and start their processors.
         let mut started: Vec<Started<E>> = Vec::new();
         let mut failure: Option<StartError> = None;
         for g in spec.groups {
@@ -233,15 +420,16 @@ impl<E: Event> RunningServer<E> {
                 }
             }
         }
-        if let Some(f) = failure {
+        let stop_groups = |started: Vec<Started<E>>| {
             for (_, h, _, wtx, _) in started.into_iter().rev() {
                 let _ = wtx.try_send(None);
                 let _ = h.join();
             }
-            if let Some(mut a) = sink_agent {
-                a.shutdown(Duration::ZERO);
-            }
-            return Err(f);
+        };
+        if let Some(f) = failure {
+            stop_groups(started);
+            stop_sinks(sink_agent);
+            fail!(partial, f);
         }
         // Queues: one per (feed, subscribing group).
         let mut feeds: Vec<Arc<FeedShared>> = Vec::new();
@@ -291,6 +479,76 @@ impl<E: Event> RunningServer<E> {
                 Publisher::new(feeds[fi].clone(), txs),
             );
         }
+        // Step 7: feeds connect; a critical feed that cannot is a startup failure.
+        let shutdown_request = CancellationToken::new();
+        let mut runners: Vec<(String, FeedRunner<E>, FeedOut<E>)> = Vec::new();
+        let mut feed_info: Vec<FeedInfo> = feeds
+            .iter()
+            .zip(&spec.feeds)
+            .map(|(sh, f)| FeedInfo {
+                shared: sh.clone(),
+                type_name: "memory".into(),
+                critical: true,
+                broadcast: f.broadcast,
+            })
+            .collect();
+        for src in spec.feed_sources {
+            let Some(fi) = spec.feeds.iter().position(|f| f.name == src.feed) else {
+                failure = Some(StartError {
+                    component: format!("feed '{}' ({})", src.feed, src.type_name),
+                    error: "no such feed".into(),
+                });
+                break;
+            };
+            feed_info[fi].type_name = src.type_name.clone();
+            feed_info[fi].critical = src.critical;
+            let shared = feeds[fi].clone();
+            shared.connected.store(false, Ordering::Release);
+            let Some(io) = io.clone() else {
+                unreachable!("feed sources create the I/O runtime")
+            };
+            let env = FeedEnv {
+                name: feed_names[fi],
+                server,
+                critical: src.critical,
+                connect_timeout: spec.connect_timeout,
+                io,
+            };
+            match (src.connect)(&env) {
+                Ok(runner) => {
+                    let publisher = publishers
+                        .remove(&src.feed)
+                        .expect("one publisher per feed");
+                    let req = shutdown_request.clone();
+                    let out = FeedOut {
+                        publisher,
+                        shared,
+                        quarantine: quarantine.clone(),
+                        server,
+                        stop: partial.feeds_stop.clone(),
+                        request_shutdown: Arc::new(move || req.cancel()),
+                    };
+                    runners.push((src.type_name, runner, out));
+                }
+                Err(e) if src.critical => {
+                    failure = Some(StartError {
+                        component: format!("feed '{}' ({})", src.feed, src.type_name),
+                        error: e,
+                    });
+                    break;
+                }
+                Err(e) => {
+                    publishers.remove(&src.feed);
+                    tracing::error!(feed = %src.feed, kind = %src.type_name, error = %e, "feed failed to start");
+                }
+            }
+        }
+        if let Some(f) = failure {
+            drop(runners);
+            stop_groups(started);
+            stop_sinks(sink_agent);
+            fail!(partial, f);
+        }
         let mut groups = Vec::new();
         let mut threads = Vec::new();
         let mut gos = Vec::new();
@@ -300,30 +558,107 @@ impl<E: Event> RunningServer<E> {
             threads.push(h);
             gos.push(gtx);
         }
+        // Step 8: publishers accept events from here; then the feeds run.
         phase.store(PHASE_RUNNING, Ordering::Release);
         for g in gos {
             let _ = g.send(true);
         }
-        let health = crate::health::Health::new(spec.health);
+        let feeds_agent_stats = Arc::new(AgentStats {
+            core: std::sync::atomic::AtomicI64::new(-1),
+            ..Default::default()
+        });
+        let mut agent_feeds = Vec::new();
+        let mut agent_feed_names = Vec::new();
+        let mut feed_threads = Vec::new();
+        for (kind, runner, out) in runners {
+            let name = out.name();
+            out.set_connected(true, None);
+            match runner {
+                FeedRunner::Agent(f) => {
+                    agent_feed_names.push(name.to_string());
+                    agent_feeds.push((f, out));
+                }
+                FeedRunner::Thread(run) => {
+                    match std::thread::Builder::new()
+                        .name(name.chars().take(15).collect())
+                        .spawn(move || run(out))
+                    {
+                        Ok(h) => feed_threads.push(h),
+                        Err(e) => {
+                            tracing::error!(feed = name, kind, error = %e, "feed thread did not start")
+                        }
+                    }
+                }
+                FeedRunner::Io(task) => {
+                    if let Some(io) = &io {
+                        io.spawn(task(out));
+                    }
+                }
+            }
+            tracing::info!(component = name, kind, "component_started");
+        }
+        if !agent_feeds.is_empty() {
+            match crate::feed::spawn_agent(
+                agent_feeds,
+                spec.agent_idle,
+                feeds_agent_stats.clone(),
+                partial.feeds_stop.clone(),
+            ) {
+                Ok(h) => feed_threads.push(h),
+                Err(e) => tracing::error!(error = %e, "feeds agent did not start"),
+            }
+        }
+        let mut watched_agents: Vec<(&'static str, Arc<AgentStats>)> = Vec::new();
+        let mut agents: Vec<AgentInfo> = groups
+            .iter()
+            .map(|g| AgentInfo {
+                name: g.name.to_string(),
+                role: "group",
+                idle_strategy: g.idle.name(),
+                hosts: g.procs.lock().iter().map(|p| p.name.to_string()).collect(),
+                source: AgentSource::Group(g.clone()),
+            })
+            .collect();
+        if !agent_feed_names.is_empty() {
+            watched_agents.push(("feeds", feeds_agent_stats.clone()));
+            agents.push(AgentInfo {
+                name: "feeds".into(),
+                role: "feeds",
+                idle_strategy: spec.agent_idle.name(),
+                hosts: agent_feed_names,
+                source: AgentSource::Stats(feeds_agent_stats),
+            });
+        }
+        if let Some(a) = &sink_agent {
+            watched_agents.push(("sinks", a.agent.clone()));
+            agents.push(AgentInfo {
+                name: "sinks".into(),
+                role: "sinks",
+                idle_strategy: spec.agent_idle.name(),
+                hosts: sink_stats
+                    .iter()
+                    .filter(|(_, st)| st.is_some())
+                    .map(|(h, _)| h.name().to_string())
+                    .collect(),
+                source: AgentSource::Stats(a.agent.clone()),
+            });
+        }
         let monitor_stop = Arc::new(AtomicBool::new(false));
         let monitor = crate::health::spawn_monitor(
             health.clone(),
             crate::health::Watched {
                 groups: groups.clone(),
                 subs: subs.clone(),
+                agents: watched_agents,
+                feeds: feed_info
+                    .iter()
+                    .map(|f| (f.shared.clone(), f.critical))
+                    .collect(),
             },
             monitor_stop.clone(),
         )
         .ok();
         health.set_started();
-        let metrics = ron_metrics::Metrics::builder()
-            .service("mongoose")
-            .instance(server)
-            .build()
-            .map_err(|e| StartError {
-                component: "metrics".into(),
-                error: e.to_string(),
-            })?;
         let collector = crate::metrics::MongooseCollector::new(crate::metrics::Sources {
             feeds: feeds.clone(),
             subs: subs.clone(),
@@ -331,19 +666,31 @@ impl<E: Event> RunningServer<E> {
             quarantine: quarantine.clone(),
             sinks: sink_stats,
             health: health.clone(),
+            admin: Some(admin.clone()),
         });
-        metrics
-            .registry()
-            .register_collector(Box::new(collector))
-            .map_err(|e| StartError {
-                component: "metrics".into(),
-                error: e.to_string(),
-            })?;
+        if let Err(e) = metrics.registry().register_collector(Box::new(collector)) {
+            tracing::error!(error = %e, "metrics collector not registered");
+        }
+        admin.set_core(AdminCore {
+            server: spec.name.clone(),
+            feeds: feed_info,
+            subs: subs.clone(),
+            groups: groups.clone(),
+            agents,
+            processor_types: spec.processor_types,
+            quarantine: quarantine.clone(),
+            health: health.clone(),
+        });
         tracing::info!(
             server,
             startup_ms = t0.elapsed().as_millis() as u64,
             "server_ready"
         );
+        let Partial {
+            admin_stop,
+            feeds_stop,
+            runtime,
+        } = partial;
         Ok(RunningServer {
             name: spec.name,
             phase,
@@ -360,6 +707,13 @@ impl<E: Event> RunningServer<E> {
             metrics,
             monitor_stop,
             monitor: Mutex::new(monitor),
+            admin,
+            admin_addr,
+            admin_stop,
+            feeds_stop,
+            feed_threads: Mutex::new(feed_threads),
+            shutdown_request,
+            runtime: Mutex::new(runtime),
             unrouted: AtomicU64::new(0),
         })
     }
@@ -393,6 +747,11 @@ impl<E: Event> RunningServer<E> {
         self.metrics
             .encode(None, ron_metrics::Format::Text004, &mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The health state (settings and flags).
+    pub fn health_state(&self) -> &Arc<crate::health::Health> {
+        &self.health
     }
 
     /// Liveness and readiness.
@@ -436,6 +795,27 @@ impl<E: Event> RunningServer<E> {
     /// The server's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The command surface, for direct calls ([`Admin::exec`]).
+    pub fn admin(&self) -> &Arc<Admin> {
+        &self.admin
+    }
+
+    /// The admin router (health, readiness, metrics, commands) for mounting in a host's
+    /// axum router. Peers it cannot identify as loopback need the token.
+    pub fn admin_router(&self) -> axum::Router {
+        crate::admin::http::router(self.admin.clone(), &self.metrics)
+    }
+
+    /// Where the admin listener is bound, when it is.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Cancelled when a component asks the server to stop (`stdin` with `exitOnEof`).
+    pub fn shutdown_requested(&self) -> CancellationToken {
+        self.shutdown_request.clone()
     }
 
     /// `processors.stop NAME`, routed to its group thread.
@@ -489,12 +869,26 @@ impl<E: Event> RunningServer<E> {
     /// Stops feeds, drains groups until `deadline` (leftovers quarantined as
     /// `shutdown_undrained`), stops processors, closes sinks.
     pub fn shutdown(&self, deadline: Duration) {
+        self.shutdown_for(deadline, "shutdown()");
+    }
+
+    /// [`RunningServer::shutdown`], naming what triggered it in `shutdown_begin`.
+    pub fn shutdown_for(&self, deadline: Duration, signal: &str) {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        tracing::info!(server = %self.name, deadline_ms = deadline.as_millis() as u64, "shutdown_begin");
+        tracing::info!(server = %self.name, signal, deadline_ms = deadline.as_millis() as u64, "shutdown_begin");
         let started = Instant::now();
+        // MNG-R30: readiness fails first, then the feeds stop.
         self.health.set_shutting_down();
+        self.feeds_stop.cancel();
+        for h in self.feed_threads.lock().drain(..) {
+            // A stdin reader blocked in read() cannot be interrupted; it ends with the
+            // process, so only finished threads are joined.
+            if h.is_finished() || h.thread().name() == Some("feeds") {
+                let _ = h.join();
+            }
+        }
         self.phase.store(PHASE_CLOSED, Ordering::Release);
         let d = started + deadline;
         for g in self.groups.iter().rev() {
@@ -516,6 +910,11 @@ impl<E: Event> RunningServer<E> {
         if let Some(m) = self.monitor.lock().take() {
             m.thread().unpark();
             let _ = m.join();
+        }
+        self.admin_stop.cancel();
+        if let Some(rt) = self.runtime.lock().take() {
+            // Background: this may run inside a caller's runtime, where blocking is banned.
+            rt.shutdown_background();
         }
         let undrained: u64 = self
             .subs

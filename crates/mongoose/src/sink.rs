@@ -192,11 +192,11 @@ impl<E: Event> SinkHandle<E> {
     /// is closed, open or full, so the caller can fall back to the memory ring.
     pub fn send_record(
         &self,
-        rec: crate::quarantine::QuarantineRecord,
-    ) -> Result<(), crate::quarantine::QuarantineRecord> {
-        match self.push(SinkItem::Quarantine(Box::new(rec))) {
+        rec: Box<crate::quarantine::QuarantineRecord>,
+    ) -> Result<(), Box<crate::quarantine::QuarantineRecord>> {
+        match self.push(SinkItem::Quarantine(rec)) {
             Ok(()) => Ok(()),
-            Err((_, SinkItem::Quarantine(r))) => Err(*r),
+            Err((_, SinkItem::Quarantine(r))) => Err(r),
             Err((_, SinkItem::Event { .. })) => unreachable!("pushed a record"),
         }
     }
@@ -268,7 +268,11 @@ mod tests {
         for i in 0..5 {
             s.send(i).unwrap();
         }
-        let got: Vec<u64> = s.snapshot().iter().filter_map(|i| i.value().copied()).collect();
+        let got: Vec<u64> = s
+            .snapshot()
+            .iter()
+            .filter_map(|i| i.value().copied())
+            .collect();
         assert_eq!(got, [2, 3, 4]);
         assert_eq!(s.stats().evicted.load(Ordering::Relaxed), 2);
         s.close();

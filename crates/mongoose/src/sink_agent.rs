@@ -50,7 +50,7 @@ pub trait Sink<E: Event>: Send {
 }
 
 /// Builds a sink.
-pub type SinkFactory<E> = Box<dyn FnOnce() -> Result<Box<dyn Sink<E>>, String> + Send>;
+pub type SinkFactory<E> = Box<dyn FnOnce(&SinkEnv) -> Result<Box<dyn Sink<E>>, String> + Send>;
 
 /// What a sink type's constructor may use. Sinks are written from the `sinks` agent thread,
 /// so their calls are blocking; network sinks drive async clients with `io.block_on`, each
@@ -123,14 +123,19 @@ pub struct SinkAgent {
 /// sink) and the agent thread hosting them.
 pub fn start<E: Event>(
     specs: Vec<SinkSpec<E>>,
-    server: &'static str,
+    env: &SinkEnv,
     idle: IdleStrategy,
     quarantine: Arc<Quarantine>,
 ) -> Result<(SinkAgent, Vec<HostedSink<E>>), StartError> {
+    let server = env.server;
     let mut hosted: Vec<Hosted<E>> = Vec::new();
     for spec in specs {
         let name: &'static str = Box::leak(spec.name.clone().into_boxed_str());
-        let built = (spec.factory)().and_then(|mut s| s.start().map(|()| s));
+        let env = SinkEnv {
+            name,
+            ..env.clone()
+        };
+        let built = (spec.factory)(&env).and_then(|mut s| s.start().map(|()| s));
         let sink = match built {
             Ok(s) => s,
             Err(e) if spec.critical => {
@@ -280,7 +285,14 @@ fn step<E: Event>(h: &mut Hosted<E>, server: &'static str, q: &Quarantine) -> bo
             drop(permit);
             h.stats.errors_permanent.fetch_add(1, Ordering::Relaxed);
             let item = h.pending.take().expect("pending item");
-            quarantine_item(q, server, Kind::SinkRejected, h.handle.name(), item, Some(e));
+            quarantine_item(
+                q,
+                server,
+                Kind::SinkRejected,
+                h.handle.name(),
+                item,
+                Some(e),
+            );
         }
     }
     true
@@ -335,7 +347,14 @@ fn run<E: Event>(
             left.push(i);
         }
         for item in left {
-            quarantine_item(&q, server, Kind::ShutdownUndrained, h.handle.name(), item, None);
+            quarantine_item(
+                &q,
+                server,
+                Kind::ShutdownUndrained,
+                h.handle.name(),
+                item,
+                None,
+            );
         }
         let _ = h.sink.flush();
         h.sink.stop();

@@ -103,6 +103,7 @@ fn the_hot_path_allocates_nothing() {
         quarantine_capacity: 16,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     };
     let srv = RunningServer::start(spec).unwrap();
     assert!(

@@ -45,6 +45,7 @@ fn run(name: &str, procs: Vec<(&'static str, Factory)>, sinks: &[&str]) -> Runni
         quarantine_capacity: 100,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     };
     RunningServer::start(spec).unwrap()
 }

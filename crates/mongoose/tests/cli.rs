@@ -142,14 +142,21 @@ fn version_list_types_and_print_config() {
     assert_eq!(code, 2, "{err}");
 }
 
-// Run mode: the server starts, logs server_ready (JSON on stderr), drains on SIGTERM and
-// exits 0.
+// Run mode: the server starts, logs server_ready (JSON on stderr with --log-to stderr),
+// drains on SIGTERM and exits 0.
 #[test]
 fn runs_until_sigterm_and_exits_0() {
     let dir = test_support::temp_dir("mg-cli");
     let cfg = write(&dir, "run.yaml", GOOD);
     let mut child = Command::new(bin())
-        .args(["--config", cfg.to_str().unwrap()])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--log-to",
+            "stderr",
+        ])
         .env_remove("MONGOOSE_CONFIG")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

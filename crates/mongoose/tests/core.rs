@@ -95,6 +95,7 @@ fn server(
         quarantine_capacity: 100,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     };
     (RunningServer::start(spec).unwrap(), group.to_string())
 }
@@ -469,6 +470,7 @@ fn timers_fire_on_the_group_thread() {
         quarantine_capacity: 10,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     };
     let srv = RunningServer::start(spec).unwrap();
     srv.publisher("f").unwrap().publish(1).unwrap();
@@ -531,6 +533,7 @@ fn failing_init_aborts_startup_and_names_are_unique() {
         quarantine_capacity: 10,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     };
     let err = RunningServer::start(mk(&unique("srv"), true))
         .err()

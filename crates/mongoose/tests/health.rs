@@ -62,6 +62,7 @@ fn server(name: &str, threshold: u32, block: Arc<AtomicBool>) -> RunningServer<u
             agent_stale: Duration::from_millis(200),
             retry_after_s: 7,
         },
+        ..Default::default()
     })
     .unwrap()
 }

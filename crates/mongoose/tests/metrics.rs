@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mongoose::sink::SinkItem;
-use mongoose::sink_agent::{Sink, SinkError, SinkSpec};
+use mongoose::sink_agent::{Sink, SinkEnv, SinkError, SinkSpec};
 use mongoose::{
     Context, Envelope, FeedSpec, GroupSpec, IdleStrategy, ProcSpec, Processor, ProcessorError,
     RetryPolicy, RunningServer, ServerSpec,
@@ -63,11 +63,12 @@ fn the_exposition_is_valid_and_moves_with_traffic() {
             capacity: 64,
             breaker: Some(Default::default()),
             critical: true,
-            factory: Box::new(|| Ok(Box::new(Null) as Box<dyn Sink<u64>>)),
+            factory: Box::new(|_: &SinkEnv| Ok(Box::new(Null) as Box<dyn Sink<u64>>)),
         }],
         quarantine_capacity: 4,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     })
     .unwrap();
     let mut p = srv.publisher("prices").unwrap();

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mongoose::sink::{SinkItem, SinkSendError};
-use mongoose::sink_agent::{Sink, SinkError, SinkSpec};
+use mongoose::sink_agent::{Sink, SinkEnv, SinkError, SinkSpec};
 use mongoose::{
     Context, Envelope, FeedSpec, GroupSpec, IdleStrategy, ProcSpec, Processor, ProcessorError,
     RetryPolicy, RunningServer, ServerSpec,
@@ -27,7 +27,10 @@ impl Sink<u64> for Stub {
             500 => Err(SinkError::Retryable("HTTP 500".into())),
             400 => Err(SinkError::Permanent("HTTP 400".into())),
             _ => {
-                self.written.lock().unwrap().push(*item.value().expect("an event"));
+                self.written
+                    .lock()
+                    .unwrap()
+                    .push(*item.value().expect("an event"));
                 Ok(())
             }
         }
@@ -115,7 +118,7 @@ fn the_breaker_opens_on_retryable_failures_and_recovers_while_permanent_ones_are
                 success_threshold: 1,
             }),
             critical: true,
-            factory: Box::new(move || {
+            factory: Box::new(move |_: &SinkEnv| {
                 Ok(Box::new(Stub {
                     plan: vec![500, 500, 500, 200, 400],
                     calls: c2,
@@ -126,6 +129,7 @@ fn the_breaker_opens_on_retryable_failures_and_recovers_while_permanent_ones_are
         quarantine_capacity: 16,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     };
     let srv = RunningServer::start(spec).unwrap();
     let out = srv.memory_sink("out").unwrap();
@@ -186,11 +190,12 @@ fn a_critical_sink_that_cannot_start_fails_startup() {
             capacity: 8,
             breaker: None,
             critical: true,
-            factory: Box::new(|| Ok(Box::new(FailStart) as Box<dyn Sink<u64>>)),
+            factory: Box::new(|_: &SinkEnv| Ok(Box::new(FailStart) as Box<dyn Sink<u64>>)),
         }],
         quarantine_capacity: 4,
         start_timeout: Duration::from_secs(5),
         health: Default::default(),
+        ..Default::default()
     };
     let e = RunningServer::start(spec).err().unwrap();
     assert_eq!(e.component, "sink 'tcp-out'");
