@@ -130,6 +130,9 @@ pub struct FeedOut<E: Event> {
     pub stop: CancellationToken,
     /// Asks the server to shut down (`stdin` with `exitOnEof`).
     pub request_shutdown: Arc<dyn Fn() + Send + Sync>,
+    /// The feed's subscriptions (their watermarks tell an acknowledging feed what its
+    /// groups have processed).
+    pub subs: Vec<Arc<crate::queue::SubShared>>,
 }
 
 impl<E: Event> FeedOut<E> {
@@ -184,10 +187,24 @@ impl<E: Event> FeedOut<E> {
         });
     }
 
+    /// The highest seq every live subscription has processed (MNG-R32 step 6); `None` while
+    /// there is no live subscription, in which case every publish was unrouted.
+    pub fn processed_through(&self) -> Option<u64> {
+        processed_through(&self.subs)
+    }
+
     /// Counts a decode error that keeps no record (lossy UTF-8 replacement).
     pub fn count_decode_error(&self, reason: DecodeError) {
         self.shared.decode_errors[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The lowest watermark of the live (not detached) subscriptions in `subs`.
+pub fn processed_through(subs: &[Arc<crate::queue::SubShared>]) -> Option<u64> {
+    subs.iter()
+        .filter(|s| s.state.load(Ordering::Acquire) != crate::queue::DETACHED)
+        .map(|s| s.watermark.load(Ordering::Acquire))
+        .min()
 }
 
 /// The reconnect delay after `failures` consecutive failures: 100 ms doubling to 30 s.

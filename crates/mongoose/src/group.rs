@@ -266,6 +266,8 @@ pub struct Consumer<E> {
     pub rx: Rx<E>,
     /// Its counters.
     pub shared: Arc<SubShared>,
+    /// Seq of the last envelope taken off the queue (tracked subscriptions only).
+    pub last_seq: u64,
 }
 
 /// Startup report from the group thread.
@@ -539,6 +541,7 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
     let mut start_at = 0usize;
     let mut deadline: Option<Instant> = None;
     let mut next_mark_ns = 0u64;
+    let tracks_watermarks = subs.iter().any(|s| s.shared.track_watermark);
     loop {
         let now = Instant::now();
         core.now_ns = now.duration_since(core.epoch).as_nanos() as u64;
@@ -590,6 +593,9 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         work += g.run_retries(&mut slots, &mut core);
         if !shared.paused.load(Ordering::Relaxed) || deadline.is_some() {
             work += g.drain(&mut slots, &mut subs, &targets, &mut core, &mut start_at);
+        }
+        if work > 0 && tracks_watermarks {
+            g.publish_watermarks(&subs);
         }
         shared.agent.duty_cycles.store(
             shared.agent.duty_cycles.load(Ordering::Relaxed) + 1,
@@ -804,6 +810,24 @@ impl<E: Event> Loop<E> {
         work
     }
 
+    /// MNG-R32 step 5: per tracked subscription, the last dispatched seq, or one less than
+    /// the smallest seq of that feed still waiting for a retry.
+    fn publish_watermarks(&self, subs: &[Consumer<E>]) {
+        for s in subs.iter().filter(|s| s.shared.track_watermark) {
+            let pending = self
+                .retries
+                .iter()
+                .filter(|r| r.env.feed_id == s.feed_idx)
+                .map(|r| r.env.seq)
+                .min();
+            let wm = match pending {
+                Some(p) => s.last_seq.min(p.saturating_sub(1)),
+                None => s.last_seq,
+            };
+            s.shared.watermark.store(wm, Ordering::Release);
+        }
+    }
+
     fn dispatch(
         &mut self,
         slots: &mut [Slot<E>],
@@ -848,6 +872,9 @@ impl<E: Event> Loop<E> {
             while got < max_batch {
                 let Some(env) = subs[i].rx.pop() else { break };
                 got += 1;
+                if subs[i].shared.track_watermark {
+                    subs[i].last_seq = env.seq;
+                }
                 if state == DETACHED {
                     subs[i].shared.drop_one(DROP_DETACHED);
                     continue;
@@ -1015,6 +1042,7 @@ impl<E: Event> Loop<E> {
             let mut left = 0u64;
             while let Some(env) = s.rx.pop() {
                 left += 1;
+                s.last_seq = env.seq;
                 self.put(Kind::ShutdownUndrained, &env, None, None, None, now_ms());
             }
             if left > 0 {
@@ -1032,6 +1060,8 @@ impl<E: Event> Loop<E> {
         for r in std::mem::take(&mut self.retries) {
             self.quarantine_retry(slots, r, Kind::ProcessorStopped);
         }
+        // Quarantined counts as processed: the final acknowledgement covers everything.
+        self.publish_watermarks(subs);
         teardown(slots, core, true);
     }
 }

@@ -128,9 +128,25 @@ pub fn to_spec<E: Event>(
                 backpressure: f.backpressure.into(),
                 backlog_threshold: Some(f.effective_backlog_threshold(pct)),
                 broadcast: f.broadcast,
+                acknowledged: reg.feed(&f.type_name).is_some_and(|t| t.acknowledges),
             })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
+    let mut feeds = feeds;
+    let mut pipes = Vec::new();
+    for p in &cfg.pipes {
+        // Pipes are always multi-producer: any group may send (MNG-R28).
+        feeds.push(FeedSpec {
+            name: p.name.clone(),
+            multi: true,
+            queue_capacity: p.queue_capacity,
+            backpressure: p.backpressure.into(),
+            backlog_threshold: Some(p.effective_backlog_threshold(pct)),
+            broadcast: p.broadcast,
+            acknowledged: false,
+        });
+        pipes.push((p.name.clone(), p.effective_sink_name()));
+    }
     let memory_sinks = cfg
         .event_sinks
         .iter()
@@ -244,6 +260,7 @@ pub fn to_spec<E: Event>(
         quarantine_sink: cfg.quarantine.sink.clone(),
         processor_types,
         agent_idle: cfg.idle_strategy.into(),
+        pipes,
         quarantine_capacity: cfg.quarantine.memory_capacity as usize,
         start_timeout: Duration::from_millis(u64::from(cfg.startup.start_timeout_ms)),
         health: HealthConfig {

@@ -148,6 +148,12 @@ pub struct SubShared {
     pub threshold: AtomicU32,
     /// The group has seen the disconnect and told its processors.
     pub disconnect_seen: AtomicU8,
+    /// Set at wiring for feeds that acknowledge upstream (redis-stream): the group then
+    /// publishes [`SubShared::watermark`].
+    pub track_watermark: bool,
+    /// Every seq at or below this is processed here: dispatched, or quarantined (MNG-R32
+    /// step 5). Written by the group only when `track_watermark`.
+    pub watermark: AtomicU64,
 }
 
 impl SubShared {
@@ -178,6 +184,8 @@ impl SubShared {
             max_wait_ms: AtomicU32::new(bp.max_wait_ms),
             threshold: AtomicU32::new(threshold),
             disconnect_seen: AtomicU8::new(0),
+            track_watermark: false,
+            watermark: AtomicU64::new(0),
         }
     }
 

@@ -60,6 +60,9 @@ pub struct FeedType<E: Event> {
     pub runs_on: crate::feed::RunsOn,
     /// Whether several threads publish on it.
     pub multi_producer: bool,
+    /// Whether it acknowledges upstream once groups processed an event (groups then keep
+    /// watermarks for it, MNG-R32).
+    pub acknowledges: bool,
     /// Crate version it comes from.
     pub version: &'static str,
     /// The cargo feature it needs, if any.
@@ -106,6 +109,7 @@ impl<E: Event> Registry<E> {
                 build: None,
                 runs_on: crate::feed::RunsOn::Caller,
                 multi_producer: false,
+                acknowledges: false,
                 version: env!("CARGO_PKG_VERSION"),
                 feature: None,
             },
@@ -305,6 +309,7 @@ impl<E: JsonEvent> Registry<E> {
             build: Some(build),
             runs_on,
             multi_producer,
+            acknowledges: false,
             version: env!("CARGO_PKG_VERSION"),
             feature,
         };
@@ -364,6 +369,21 @@ impl<E: JsonEvent> Registry<E> {
             self.register_feed(n, t)
                 .expect("built-in names are distinct");
         }
+        #[cfg(feature = "redis")]
+        self.register_feed(
+            "redis-stream",
+            FeedType {
+                acknowledges: true,
+                ..feed(
+                    feeds::redis_stream::validate,
+                    Arc::new(feeds::redis_stream::build::<E>),
+                    feeds::redis_stream::RUNS_ON,
+                    feeds::redis_stream::MULTI_PRODUCER,
+                    Some("redis"),
+                )
+            },
+        )
+        .expect("built-in names are distinct");
         self.register_processor(
             "filter",
             |c| Filter::<E>::new(c).map(|_| ()),

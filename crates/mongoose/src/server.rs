@@ -31,6 +31,8 @@ use crate::sink::SinkHandle;
 
 /// Default readiness threshold, percent of capacity.
 pub const DEFAULT_BACKLOG_PCT: u32 = 80;
+/// How long shutdown waits for the I/O feeds to finish after the groups.
+pub const IO_FEED_FINISH: Duration = Duration::from_secs(15);
 /// How long a routed admin command may take.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(2000);
 
@@ -49,6 +51,9 @@ pub struct FeedSpec {
     pub backlog_threshold: Option<u32>,
     /// Every processor of every group receives it.
     pub broadcast: bool,
+    /// The feed acknowledges upstream once its groups processed an event (redis-stream):
+    /// groups publish watermarks for it.
+    pub acknowledged: bool,
 }
 
 impl FeedSpec {
@@ -61,6 +66,7 @@ impl FeedSpec {
             backpressure: Backpressure::default(),
             backlog_threshold: None,
             broadcast: false,
+            acknowledged: false,
         }
     }
 }
@@ -99,6 +105,9 @@ pub struct ServerSpec<E: Event> {
     pub processor_types: HashMap<String, String>,
     /// Idle strategy of the `feeds` and `sinks` agents.
     pub agent_idle: crate::idle::IdleStrategy,
+    /// Pipes (MNG-R28): (feed, sink) name pairs; the feed must be in `feeds` and
+    /// multi-producer.
+    pub pipes: Vec<(String, String)>,
 }
 
 impl<E: Event> Default for ServerSpec<E> {
@@ -123,6 +132,7 @@ impl<E: Event> Default for ServerSpec<E> {
             quarantine_sink: None,
             processor_types: HashMap::new(),
             agent_idle: crate::idle::IdleStrategy::default(),
+            pipes: Vec::new(),
         }
     }
 }
@@ -204,6 +214,7 @@ pub struct RunningServer<E: Event> {
     admin_stop: CancellationToken,
     feeds_stop: CancellationToken,
     feed_threads: Mutex<Vec<JoinHandle<()>>>,
+    io_done: Mutex<Vec<Receiver<()>>>,
     shutdown_request: CancellationToken,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     /// Published with no subscriber, per feed (also in `FeedShared`).
@@ -354,6 +365,11 @@ impl<E: Event> RunningServer<E> {
             }
             _ => None,
         };
+        for (_, sink) in &spec.pipes {
+            let h = SinkHandle::pipe(leak(sink));
+            sink_stats.push((h.clone(), None));
+            sink_map.insert(sink.clone(), h);
+        }
         if let Some(qs) = &spec.quarantine_sink {
             match sink_map.get(qs) {
                 Some(h) => {
@@ -453,20 +469,23 @@ impl<E: Event> RunningServer<E> {
                 let threshold = f
                     .backlog_threshold
                     .unwrap_or(((cap as u64 * u64::from(DEFAULT_BACKLOG_PCT)) / 100).max(1) as u32);
-                let sh = Arc::new(SubShared::new(
+                let mut sub = SubShared::new(
                     feed_names[fi],
                     shared.name,
                     f.queue_capacity,
                     if mpsc { "mpsc" } else { "spsc" },
                     f.backpressure,
                     threshold,
-                ));
+                );
+                sub.track_watermark = f.acknowledged;
+                let sh = Arc::new(sub);
                 let (tx, rx) = queue::channel(cap, mpsc);
                 txs.push((tx, sh.clone()));
                 per_group_rx[gi].push(Consumer {
                     feed_idx: fi as u32,
                     rx,
                     shared: sh.clone(),
+                    last_seq: 0,
                 });
                 subs.push(sh);
             }
@@ -479,6 +498,11 @@ impl<E: Event> RunningServer<E> {
                 Publisher::new(feeds[fi].clone(), txs),
             );
         }
+        for (feed, sink) in &spec.pipes {
+            if let (Some(p), Some(h)) = (publishers.remove(feed), sinks.get(sink)) {
+                h.install_pipe(p);
+            }
+        }
         // Step 7: feeds connect; a critical feed that cannot is a startup failure.
         let shutdown_request = CancellationToken::new();
         let mut runners: Vec<(String, FeedRunner<E>, FeedOut<E>)> = Vec::new();
@@ -487,7 +511,11 @@ impl<E: Event> RunningServer<E> {
             .zip(&spec.feeds)
             .map(|(sh, f)| FeedInfo {
                 shared: sh.clone(),
-                type_name: "memory".into(),
+                type_name: if spec.pipes.iter().any(|(p, _)| *p == f.name) {
+                    "pipe".into()
+                } else {
+                    "memory".into()
+                },
                 critical: true,
                 broadcast: f.broadcast,
             })
@@ -502,8 +530,9 @@ impl<E: Event> RunningServer<E> {
             };
             feed_info[fi].type_name = src.type_name.clone();
             feed_info[fi].critical = src.critical;
+            // Connected until the feed says otherwise: `timer` and `stdin` always are; the
+            // others report their own state through `FeedOut::set_connected`.
             let shared = feeds[fi].clone();
-            shared.connected.store(false, Ordering::Release);
             let Some(io) = io.clone() else {
                 unreachable!("feed sources create the I/O runtime")
             };
@@ -521,6 +550,11 @@ impl<E: Event> RunningServer<E> {
                         .expect("one publisher per feed");
                     let req = shutdown_request.clone();
                     let out = FeedOut {
+                        subs: subs
+                            .iter()
+                            .filter(|s| s.feed == shared.name)
+                            .cloned()
+                            .collect(),
                         publisher,
                         shared,
                         quarantine: quarantine.clone(),
@@ -570,9 +604,9 @@ impl<E: Event> RunningServer<E> {
         let mut agent_feeds = Vec::new();
         let mut agent_feed_names = Vec::new();
         let mut feed_threads = Vec::new();
+        let mut io_done = Vec::new();
         for (kind, runner, out) in runners {
             let name = out.name();
-            out.set_connected(true, None);
             match runner {
                 FeedRunner::Agent(f) => {
                     agent_feed_names.push(name.to_string());
@@ -591,7 +625,15 @@ impl<E: Event> RunningServer<E> {
                 }
                 FeedRunner::Io(task) => {
                     if let Some(io) = &io {
-                        io.spawn(task(out));
+                        // Shutdown waits for these: a feed's last act may be an upstream
+                        // acknowledgement (redis-stream's final XACK).
+                        let (tx, rx) = sync_channel::<()>(1);
+                        let fut = task(out);
+                        io.spawn(async move {
+                            fut.await;
+                            let _ = tx.try_send(());
+                        });
+                        io_done.push(rx);
                     }
                 }
             }
@@ -712,6 +754,7 @@ impl<E: Event> RunningServer<E> {
             admin_stop,
             feeds_stop,
             feed_threads: Mutex::new(feed_threads),
+            io_done: Mutex::new(io_done),
             shutdown_request,
             runtime: Mutex::new(runtime),
             unrouted: AtomicU64::new(0),
@@ -898,6 +941,12 @@ impl<E: Event> RunningServer<E> {
         }
         for h in self.threads.lock().drain(..).rev() {
             let _ = h.join();
+        }
+        // Step 6: I/O feeds finish (redis-stream sends its final XACK once the groups'
+        // watermarks cover what it published).
+        let io_deadline = Instant::now() + IO_FEED_FINISH;
+        for rx in self.io_done.lock().drain(..) {
+            let _ = rx.recv_timeout(io_deadline.saturating_duration_since(Instant::now()));
         }
         // Sinks last: they drain what the groups forwarded, within what is left.
         if let Some(mut a) = self.sink_agent.lock().take() {

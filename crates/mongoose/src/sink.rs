@@ -92,6 +92,10 @@ struct Shared<E> {
     name: &'static str,
     ring: ArrayQueue<SinkItem<E>>,
     inline: bool,
+    /// A pipe's sink side (MNG-R28): publishes on the pipe's feed from the sender's thread.
+    /// Installed once the pipe's queues exist; the lock is uncontended unless several groups
+    /// send to the same pipe at the same instant.
+    pipe: Option<std::sync::OnceLock<parking_lot::Mutex<crate::publish::Publisher<E>>>>,
     closed: AtomicBool,
     stats: SinkStats,
     breaker: Option<Arc<ron_kernel::CircuitBreaker>>,
@@ -118,6 +122,7 @@ impl<E: Event> SinkHandle<E> {
                 name,
                 ring: ArrayQueue::new(capacity.max(1)),
                 inline: true,
+                pipe: None,
                 closed: AtomicBool::new(false),
                 stats: SinkStats::default(),
                 breaker: None,
@@ -136,11 +141,39 @@ impl<E: Event> SinkHandle<E> {
                 name,
                 ring: ArrayQueue::new(capacity.max(1)),
                 inline: false,
+                pipe: None,
                 closed: AtomicBool::new(false),
                 stats: SinkStats::default(),
                 breaker,
             }),
         }
+    }
+
+    /// The sink side of a pipe; it refuses values (`Full`) until [`SinkHandle::install_pipe`].
+    pub fn pipe(name: &'static str) -> Self {
+        SinkHandle {
+            shared: Arc::new(Shared {
+                name,
+                ring: ArrayQueue::new(1),
+                inline: true,
+                pipe: Some(std::sync::OnceLock::new()),
+                closed: AtomicBool::new(false),
+                stats: SinkStats::default(),
+                breaker: None,
+            }),
+        }
+    }
+
+    /// Gives a pipe its feed's publisher (a no-op on other sinks).
+    pub fn install_pipe(&self, p: crate::publish::Publisher<E>) {
+        if let Some(slot) = &self.shared.pipe {
+            let _ = slot.set(parking_lot::Mutex::new(p));
+        }
+    }
+
+    /// Whether this is a pipe's sink side.
+    pub fn is_pipe(&self) -> bool {
+        self.shared.pipe.is_some()
     }
 
     /// The breaker's state, when the sink has one.
@@ -206,6 +239,41 @@ impl<E: Event> SinkHandle<E> {
         if s.closed.load(Ordering::Acquire) {
             s.stats.rejected_closed.fetch_add(1, Ordering::Relaxed);
             return Err((Refused::Closed, item));
+        }
+        if let Some(slot) = &s.pipe {
+            // MNG-R28: anything short of a lossless publish comes back to the sender as Full.
+            let SinkItem::Event { value, .. } = item else {
+                s.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
+                return Err((Refused::Full, item));
+            };
+            let Some(p) = slot.get() else {
+                s.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
+                return Err((
+                    Refused::Full,
+                    SinkItem::Event {
+                        value,
+                        origin: None,
+                    },
+                ));
+            };
+            let copy = value.clone();
+            return match p.lock().publish(value) {
+                Ok(r) if r.lossless() => {
+                    s.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    s.stats.written.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                _ => {
+                    s.stats.rejected_full.fetch_add(1, Ordering::Relaxed);
+                    Err((
+                        Refused::Full,
+                        SinkItem::Event {
+                            value: copy,
+                            origin: None,
+                        },
+                    ))
+                }
+            };
         }
         if s.inline {
             if s.ring.force_push(item).is_some() {

@@ -97,6 +97,9 @@ pub struct JsonLayer<W> {
     layout: FieldLayout,
     /// `"service":"x"` plus the static fields, rendered once.
     fixed: String,
+    /// Static field names: an event field of the same name is not written again, so a
+    /// line never carries a key twice.
+    static_keys: Vec<String>,
     event_key: bool,
     hoisted: Vec<String>,
     spans: bool,
@@ -349,6 +352,11 @@ impl<W> JsonLayer<W> {
             make_writer,
             layout: config.fields,
             fixed,
+            static_keys: config
+                .static_fields
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect(),
             event_key: config.event_key,
             hoisted: config.hoisted.clone(),
             spans: config.spans,
@@ -393,7 +401,8 @@ impl<W> JsonLayer<W> {
         }
         match self.layout {
             FieldLayout::Flat => {
-                for (name, value) in &visitor.fields {
+                let is_static = |n: &str| self.static_keys.iter().any(|k| k == n);
+                for (name, value) in visitor.fields.iter().filter(|(n, _)| !is_static(n)) {
                     line.push(',');
                     if RESERVED_KEYS.contains(name) {
                         push_json_str(&mut line, &format!("field.{name}"));
@@ -741,6 +750,18 @@ mod tests {
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{line}");
         assert!(line.contains("\"count\":3,\"ok\":true"), "{line}");
+    }
+
+    #[test]
+    fn an_event_field_named_like_a_static_field_is_written_once() {
+        let cfg = LogConfig::new("svc").static_field("server", "s1");
+        let lines = capture(&cfg, |_| tracing::info!(server = "s1", n = 1, "x"));
+        assert_eq!(lines[0].matches("\"server\"").count(), 1, "{}", lines[0]);
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            (v["server"].as_str(), v["n"].as_i64()),
+            (Some("s1"), Some(1))
+        );
     }
 
     #[test]

@@ -81,6 +81,36 @@ impl RedisServer {
         stdout.trim_end_matches('\n').to_owned()
     }
 
+    /// Runs many commands through one `redis-cli` (one command per line of `commands`, read
+    /// from its stdin); returns its output. Panics when redis-cli itself fails.
+    pub fn pipe(&self, commands: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(&self.cli_bin)
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run redis-cli: {e}"));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = commands.to_owned();
+        // Written from a thread so a full stdout pipe cannot deadlock the two.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+        let _ = writer.join();
+        assert!(
+            out.status.success(),
+            "redis-cli failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Stops the server (SIGTERM; nothing is saved); its port then refuses connections.
     pub fn stop(&self) {
         self.daemon.stop();

@@ -26,6 +26,8 @@
 
 pub mod file;
 pub mod http;
+#[cfg(feature = "redis")]
+pub mod redis_stream;
 pub mod stdin;
 pub mod tcp;
 pub mod timer;
@@ -348,6 +350,7 @@ pub fn fork_out<E: Event>(out: &FeedOut<E>) -> Option<FeedOut<E>> {
         server: out.server,
         stop: out.stop.clone(),
         request_shutdown: out.request_shutdown.clone(),
+        subs: out.subs.clone(),
     })
 }
 
@@ -639,6 +642,7 @@ pub(crate) mod testkit {
             request_shutdown: Arc::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
             }),
+            subs: vec![sub.clone()],
         };
         let probe = Probe {
             rx,
