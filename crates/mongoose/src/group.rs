@@ -288,6 +288,8 @@ pub struct GroupEnv<E> {
     pub broadcast: Arc<Vec<bool>>,
     /// Sink handles by name.
     pub sinks: Arc<HashMap<String, SinkHandle<E>>>,
+    /// Started services.
+    pub services: Arc<Vec<Arc<crate::service::ServiceEntry>>>,
     /// The quarantine.
     pub quarantine: Arc<Quarantine>,
     /// Startup report channel.
@@ -398,13 +400,20 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
             .agent
             .core
             .store(if ok { core as i64 } else { -1 }, Ordering::Relaxed);
-        tracing::info!(agent = spec.name, core, ok, "pinning");
+        // Strict pinning already refused cores outside the affinity set at validation, so a
+        // failure here is the best-effort case (or a set that changed since): a WARN.
+        if ok {
+            tracing::info!(agent = spec.name, core, ok, "pinning");
+        } else {
+            tracing::warn!(agent = spec.name, core, ok, "pinning");
+        }
     }
     let mut core = GroupCore {
         group: spec.name,
         epoch: Instant::now(),
         timers: Timers::new(spec.max_timers as usize),
         sinks: env.sinks.clone(),
+        services: env.services.clone(),
         feeds: env.feeds.clone(),
         names: Vec::new(),
         configs: Vec::new(),

@@ -155,6 +155,8 @@ pub struct Watched {
     pub agents: Vec<(&'static str, Arc<AgentStats>)>,
     /// Feeds and whether each is critical (`feed:NAME` while a critical one is down).
     pub feeds: Vec<(Arc<FeedShared>, bool)>,
+    /// Services (`service:NAME` while a critical one is not started or not healthy).
+    pub services: Vec<Arc<crate::service::ServiceEntry>>,
 }
 
 struct Seen {
@@ -241,6 +243,11 @@ pub fn spawn_monitor(
                         }
                     } else {
                         stale_logged.remove(*name);
+                    }
+                }
+                for sv in watched.services.iter().filter(|s| s.critical) {
+                    if !sv.up() {
+                        missing.insert(format!("service:{}", sv.name));
                     }
                 }
                 for (f, critical) in &watched.feeds {

@@ -46,6 +46,7 @@ pub mod queue;
 pub mod registry;
 pub mod reload;
 pub mod server;
+pub mod service;
 pub mod sink;
 pub mod sink_agent;
 pub mod sinks;

@@ -47,6 +47,8 @@ pub struct Sources<E> {
     pub health: Arc<Health>,
     /// The command surface (`mongoose_admin_commands_total`).
     pub admin: Option<Arc<crate::admin::Admin>>,
+    /// Services (`mongoose_service_up`).
+    pub services: Vec<Arc<crate::service::ServiceEntry>>,
 }
 
 /// The collector.
@@ -62,7 +64,8 @@ struct Fam {
     metrics: Vec<Metric>,
 }
 
-const FAMILIES: [(&str, &str); 40] = [
+const FAMILIES: [(&str, &str); 41] = [
+    ("mongoose_service_up", "1 when the service is started"),
     (
         "mongoose_config_reloads_total",
         "reload attempts by outcome",
@@ -490,6 +493,17 @@ impl<E: Event> MongooseCollector<E> {
             .push(gauge(&[], f64::from(u8::from(health.ready))));
         p[1].metrics.push(gauge(&[], rss_bytes()));
         fams.extend(p);
+        // `service` is a base label (always "mongoose"), so the service's own name goes in
+        // `service_name` (a spec conflict; see the crate docs).
+        let mut su = f("mongoose_service_up", g);
+        for sv in &self.src.services {
+            let up = sv.state.load(Ordering::Acquire) == crate::service::SERVICE_STARTED;
+            su.metrics.push(gauge(
+                &[("service_name", &sv.name)],
+                f64::from(u8::from(up)),
+            ));
+        }
+        fams.push(su);
         let mut rl = f("mongoose_config_reloads_total", c);
         if let Some(admin) = &self.src.admin {
             for (outcome, n) in admin.reloads() {

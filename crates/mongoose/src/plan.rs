@@ -15,6 +15,7 @@ use crate::group::{GroupSpec, ProcSpec};
 use crate::health::HealthConfig;
 use crate::registry::Registry;
 use crate::server::{FeedSource, FeedSpec, ServerSpec};
+use crate::service::ServiceSpec;
 use crate::sink_agent::{SinkEnv, SinkSpec};
 
 /// Default `memory` sink capacity.
@@ -65,6 +66,17 @@ pub fn check<E: Event>(cfg: &ServerConfig, reg: &Registry<E>) -> Result<(), Conf
                 ),
             ));
         }
+    }
+    for (i, s) in cfg.services.iter().enumerate() {
+        let t = reg.service(&s.type_name).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("services[{i}].type"),
+                &s.type_name,
+                "not registered",
+            )
+        })?;
+        (t.validate)(&s.config)
+            .map_err(|e| ConfigError::invalid(format!("services[{i}].config"), "{…}", e))?;
     }
     for (i, s) in cfg.event_sinks.iter().enumerate() {
         let t = reg.sink(&s.type_name).ok_or_else(|| {
@@ -199,6 +211,30 @@ pub fn to_spec<E: Event>(
             connect: Box::new(move |env: &FeedEnv| build(&config, env)),
         });
     }
+    let mut services = Vec::new();
+    for sv in &cfg.services {
+        let build = reg
+            .service(&sv.type_name)
+            .expect("checked above")
+            .build
+            .clone();
+        let config = sv.config.clone();
+        let agent = sv.agent_name.as_ref().map(|a| {
+            let thread = cfg.agent_threads.iter().find(|t| t.agent_name == *a);
+            let idle = sv
+                .idle_strategy
+                .or_else(|| thread.and_then(|t| t.idle_strategy))
+                .unwrap_or(cfg.idle_strategy);
+            (a.clone(), idle.into())
+        });
+        services.push(ServiceSpec {
+            name: sv.name.clone(),
+            type_name: sv.type_name.clone(),
+            critical: sv.critical,
+            agent,
+            factory: Box::new(move || build(&config)),
+        });
+    }
     let mut processor_types = HashMap::new();
     for g in &cfg.event_handlers {
         for p in &g.processors {
@@ -261,6 +297,7 @@ pub fn to_spec<E: Event>(
         processor_types,
         agent_idle: cfg.idle_strategy.into(),
         pipes,
+        services,
         quarantine_capacity: cfg.quarantine.memory_capacity as usize,
         start_timeout: Duration::from_millis(u64::from(cfg.startup.start_timeout_ms)),
         health: HealthConfig {

@@ -91,6 +91,12 @@ pub enum ContextError {
     /// No such sink.
     #[error("no sink named {0}")]
     UnknownSink(String),
+    /// No service of that name (and type).
+    #[error("no service named {0} of the requested type")]
+    UnknownService(String),
+    /// `service_of::<T>()` needs exactly one service of type `T`.
+    #[error("{0} services of the requested type (service_of needs exactly one)")]
+    AmbiguousService(usize),
 }
 
 /// The group-wide part of a context.
@@ -99,6 +105,7 @@ pub struct GroupCore<E> {
     pub(crate) epoch: Instant,
     pub(crate) timers: Timers,
     pub(crate) sinks: Arc<HashMap<String, SinkHandle<E>>>,
+    pub(crate) services: Arc<Vec<Arc<crate::service::ServiceEntry>>>,
     pub(crate) feeds: Arc<Vec<&'static str>>,
     pub(crate) names: Vec<&'static str>,
     pub(crate) configs: Vec<ConfigMap>,
@@ -145,6 +152,38 @@ impl<E: Event> Context<'_, E> {
             .get(name)
             .cloned()
             .ok_or_else(|| ContextError::UnknownSink(name.into()))
+    }
+
+    /// The service `name`, as its concrete type (init/start only).
+    pub fn service<T: crate::service::Service>(
+        &mut self,
+        name: &str,
+    ) -> Result<Arc<T>, ContextError> {
+        if !self.starting {
+            return Err(ContextError::SubscribeTooLate);
+        }
+        self.core
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.handle.downcast::<T>())
+            .ok_or_else(|| ContextError::UnknownService(name.into()))
+    }
+
+    /// The one service of type `T` (init/start only).
+    pub fn service_of<T: crate::service::Service>(&mut self) -> Result<Arc<T>, ContextError> {
+        if !self.starting {
+            return Err(ContextError::SubscribeTooLate);
+        }
+        let mut of_t = self.core.services.iter().filter(|s| s.handle.is::<T>());
+        match (of_t.next(), of_t.count()) {
+            (Some(s), 0) => s
+                .handle
+                .downcast::<T>()
+                .ok_or_else(|| ContextError::UnknownService(s.name.clone())),
+            (None, _) => Err(ContextError::AmbiguousService(0)),
+            (Some(_), more) => Err(ContextError::AmbiguousService(more + 1)),
+        }
     }
 
     /// Schedules `on_timer(token)` after `d`.

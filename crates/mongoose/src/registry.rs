@@ -81,8 +81,23 @@ pub struct SinkType<E: Event> {
     pub feature: Option<&'static str>,
 }
 
+/// Builds a service from its `config`.
+pub type BuildService =
+    Arc<dyn Fn(&ConfigMap) -> Result<crate::service::ServiceHandle, String> + Send + Sync>;
+
+/// One registered service type.
+pub struct ServiceType {
+    /// Config check.
+    pub validate: Validate,
+    /// Constructor.
+    pub build: BuildService,
+    /// Crate version it comes from.
+    pub version: &'static str,
+}
+
 /// Names, kinds and factories.
 pub struct Registry<E: Event> {
+    services: BTreeMap<String, ServiceType>,
     processors: BTreeMap<String, ProcessorType<E>>,
     feeds: BTreeMap<String, FeedType<E>>,
     sinks: BTreeMap<String, SinkType<E>>,
@@ -98,6 +113,7 @@ impl<E: Event> Registry<E> {
     /// The `memory` feed and sink and the `log` processor.
     pub fn new() -> Self {
         let mut r = Registry {
+            services: BTreeMap::new(),
             processors: BTreeMap::new(),
             feeds: BTreeMap::new(),
             sinks: BTreeMap::new(),
@@ -215,6 +231,35 @@ impl<E: Event> Registry<E> {
         self.processors.get(name)
     }
 
+    /// Registers a service type (the binary has none built in; embedders add theirs).
+    pub fn register_service<T: crate::service::Service>(
+        &mut self,
+        name: &str,
+        validate: impl Fn(&ConfigMap) -> Result<(), String> + Send + Sync + 'static,
+        build: impl Fn(&ConfigMap) -> Result<T, String> + Send + Sync + 'static,
+    ) -> Result<&mut Self, RegistryError> {
+        if self.services.contains_key(name) {
+            return Err(RegistryError::Duplicate {
+                kind: TypeKind::Service,
+                name: name.into(),
+            });
+        }
+        self.services.insert(
+            name.into(),
+            ServiceType {
+                validate: Arc::new(validate),
+                build: Arc::new(move |c| build(c).map(crate::service::ServiceHandle::new)),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        );
+        Ok(self)
+    }
+
+    /// A service type.
+    pub fn service(&self, name: &str) -> Option<&ServiceType> {
+        self.services.get(name)
+    }
+
     /// Registers a feed type.
     pub fn register_feed(
         &mut self,
@@ -269,6 +314,9 @@ impl<E: Event> Registry<E> {
         for n in self.processors.keys() {
             k.insert(TypeKind::Processor, n);
         }
+        for n in self.services.keys() {
+            k.insert(TypeKind::Service, n);
+        }
         k
     }
 
@@ -289,6 +337,11 @@ impl<E: Event> Registry<E> {
             self.processors
                 .iter()
                 .map(|(n, p)| ("processor", n.clone(), p.version, None)),
+        );
+        v.extend(
+            self.services
+                .iter()
+                .map(|(n, t)| ("service", n.clone(), t.version, None)),
         );
         v
     }

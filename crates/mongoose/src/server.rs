@@ -27,6 +27,7 @@ use crate::group::{
 use crate::publish::{FeedShared, PHASE_CLOSED, PHASE_RUNNING, PHASE_STARTING, Publisher};
 use crate::quarantine::Quarantine;
 use crate::queue::{self, Backpressure, SubShared};
+use crate::service::{SERVICE_FAILED, SERVICE_STARTED, SERVICE_STOPPED, ServiceEntry, ServiceSpec};
 use crate::sink::SinkHandle;
 
 /// Default readiness threshold, percent of capacity.
@@ -108,6 +109,8 @@ pub struct ServerSpec<E: Event> {
     /// Pipes (MNG-R28): (feed, sink) name pairs; the feed must be in `feeds` and
     /// multi-producer.
     pub pipes: Vec<(String, String)>,
+    /// Services, in declaration order (MNG-R06).
+    pub services: Vec<ServiceSpec>,
 }
 
 impl<E: Event> Default for ServerSpec<E> {
@@ -133,6 +136,7 @@ impl<E: Event> Default for ServerSpec<E> {
             processor_types: HashMap::new(),
             agent_idle: crate::idle::IdleStrategy::default(),
             pipes: Vec::new(),
+            services: Vec::new(),
         }
     }
 }
@@ -179,6 +183,61 @@ type Started<E> = (
     std::sync::mpsc::SyncSender<bool>,
 );
 
+/// `stop` then `tear_down` on started services, in reverse declaration order.
+fn stop_services(services: &[Arc<ServiceEntry>]) {
+    for sv in services.iter().rev() {
+        if sv.state.swap(SERVICE_STOPPED, Ordering::AcqRel) != SERVICE_STARTED {
+            continue;
+        }
+        let svc = sv.handle.service().clone();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            svc.stop();
+            svc.tear_down();
+        }));
+    }
+}
+
+/// An agent thread running `do_work` of its services every duty cycle until `stop`; a
+/// service whose `do_work` panics is marked failed and no longer driven (MNG-R20).
+fn spawn_service_agent(
+    name: &str,
+    hosted: Vec<Arc<ServiceEntry>>,
+    idle: crate::idle::IdleStrategy,
+    stats: Arc<AgentStats>,
+    stop: CancellationToken,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            let mut idler = crate::idle::Idler::new(idle);
+            while !stop.is_cancelled() {
+                let mut work = 0usize;
+                for sv in &hosted {
+                    if sv.state.load(Ordering::Acquire) != SERVICE_STARTED {
+                        continue;
+                    }
+                    let svc = sv.handle.service();
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| svc.do_work())) {
+                        Ok(n) => work += n,
+                        Err(_) => {
+                            sv.state.store(SERVICE_FAILED, Ordering::Release);
+                            tracing::error!(service = %sv.name, "service do_work panicked; marked failed");
+                        }
+                    }
+                }
+                stats
+                    .duty_cycles
+                    .store(stats.duty_cycles.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                if work == 0 {
+                    stats
+                        .idle_cycles
+                        .store(stats.idle_cycles.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                }
+                idler.idle(work, &stats.state);
+            }
+        })
+}
+
 /// "address in use" rather than the OS's wording, so startup lines read the same everywhere.
 fn io_error_text(e: &std::io::Error) -> String {
     match e.kind() {
@@ -215,6 +274,9 @@ pub struct RunningServer<E: Event> {
     feeds_stop: CancellationToken,
     feed_threads: Mutex<Vec<JoinHandle<()>>>,
     io_done: Mutex<Vec<Receiver<()>>>,
+    services: Arc<Vec<Arc<ServiceEntry>>>,
+    services_stop: CancellationToken,
+    service_threads: Mutex<Vec<JoinHandle<()>>>,
     shutdown_request: CancellationToken,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     /// Published with no subscriber, per feed (also in `FeedShared`).
@@ -388,6 +450,77 @@ impl<E: Event> RunningServer<E> {
                 a.shutdown(Duration::ZERO);
             }
         };
+        // Step 5: services, in declaration order: init, then start.
+        let mut services: Vec<Arc<ServiceEntry>> = Vec::new();
+        let mut service_agents: Vec<(String, crate::idle::IdleStrategy)> = Vec::new();
+        for sv in spec.services {
+            let built: Result<
+                crate::service::ServiceHandle,
+                (String, Option<crate::service::ServiceHandle>),
+            > = match (sv.factory)() {
+                Err(e) => Err((e, None)),
+                Ok(handle) => {
+                    let svc = handle.service().clone();
+                    let up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        svc.init().and_then(|()| svc.start())
+                    }))
+                    .unwrap_or_else(|_| Err("panicked".into()));
+                    match up {
+                        Ok(()) => Ok(handle),
+                        Err(e) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                svc.tear_down()
+                            }));
+                            Err((e, Some(handle)))
+                        }
+                    }
+                }
+            };
+            match built {
+                Ok(handle) => {
+                    tracing::info!(component = %sv.name, kind = %sv.type_name, agent = sv.agent.as_ref().map(|a| a.0.as_str()), "component_started");
+                    if let Some(a) = &sv.agent
+                        && !service_agents.iter().any(|(n, _)| *n == a.0)
+                    {
+                        service_agents.push(a.clone());
+                    }
+                    services.push(Arc::new(ServiceEntry {
+                        name: sv.name,
+                        type_name: sv.type_name,
+                        critical: sv.critical,
+                        agent: sv.agent.map(|a| a.0),
+                        handle,
+                        state: AtomicU8::new(SERVICE_STARTED),
+                    }));
+                }
+                Err((e, _)) if sv.critical => {
+                    stop_services(&services);
+                    stop_sinks(sink_agent);
+                    fail!(
+                        partial,
+                        StartError {
+                            component: format!("service '{}' ({})", sv.name, sv.type_name),
+                            error: e,
+                        }
+                    );
+                }
+                Err((e, handle)) => {
+                    tracing::error!(service = %sv.name, kind = %sv.type_name, error = %e, "service failed to start");
+                    // Listed as failed (services.list, service_up 0); readiness ignores it.
+                    if let Some(handle) = handle {
+                        services.push(Arc::new(ServiceEntry {
+                            name: sv.name,
+                            type_name: sv.type_name,
+                            critical: false,
+                            agent: None,
+                            handle,
+                            state: AtomicU8::new(SERVICE_FAILED),
+                        }));
+                    }
+                }
+            }
+        }
+        let services = Arc::new(services);
         // Step 6: groups build, subscribe, init and start their processors.
         let mut started: Vec<Started<E>> = Vec::new();
         let mut failure: Option<StartError> = None;
@@ -401,6 +534,7 @@ impl<E: Event> RunningServer<E> {
                 feeds: feed_names.clone(),
                 broadcast: broadcast.clone(),
                 sinks: sinks.clone(),
+                services: services.clone(),
                 quarantine: quarantine.clone(),
                 startup: stx,
                 wiring: wrx,
@@ -444,6 +578,7 @@ impl<E: Event> RunningServer<E> {
         };
         if let Some(f) = failure {
             stop_groups(started);
+            stop_services(&services);
             stop_sinks(sink_agent);
             fail!(partial, f);
         }
@@ -580,6 +715,7 @@ impl<E: Event> RunningServer<E> {
         if let Some(f) = failure {
             drop(runners);
             stop_groups(started);
+            stop_services(&services);
             stop_sinks(sink_agent);
             fail!(partial, f);
         }
@@ -596,6 +732,34 @@ impl<E: Event> RunningServer<E> {
         phase.store(PHASE_RUNNING, Ordering::Release);
         for g in gos {
             let _ = g.send(true);
+        }
+        for sv in services.iter() {
+            let svc = sv.handle.service().clone();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| svc.start_complete()));
+        }
+        let services_stop = CancellationToken::new();
+        let mut service_threads = Vec::new();
+        let mut service_agent_stats: Vec<(String, Arc<AgentStats>, crate::idle::IdleStrategy)> =
+            Vec::new();
+        for (agent, idle) in service_agents {
+            let hosted: Vec<Arc<ServiceEntry>> = services
+                .iter()
+                .filter(|s| s.agent.as_deref() == Some(agent.as_str()))
+                .cloned()
+                .collect();
+            let stats = Arc::new(AgentStats {
+                core: std::sync::atomic::AtomicI64::new(-1),
+                ..Default::default()
+            });
+            match spawn_service_agent(&agent, hosted, idle, stats.clone(), services_stop.clone()) {
+                Ok(h) => {
+                    service_threads.push(h);
+                    service_agent_stats.push((agent, stats, idle));
+                }
+                Err(e) => {
+                    tracing::error!(agent = %agent, error = %e, "service agent did not start")
+                }
+            }
         }
         let feeds_agent_stats = Arc::new(AgentStats {
             core: std::sync::atomic::AtomicI64::new(-1),
@@ -685,6 +849,21 @@ impl<E: Event> RunningServer<E> {
                 source: AgentSource::Stats(a.agent.clone()),
             });
         }
+        for (agent, stats, idle) in &service_agent_stats {
+            let leaked: &'static str = leak(agent);
+            watched_agents.push((leaked, stats.clone()));
+            agents.push(AgentInfo {
+                name: agent.clone(),
+                role: "service",
+                idle_strategy: idle.name(),
+                hosts: services
+                    .iter()
+                    .filter(|s| s.agent.as_deref() == Some(agent.as_str()))
+                    .map(|s| s.name.clone())
+                    .collect(),
+                source: AgentSource::Stats(stats.clone()),
+            });
+        }
         let monitor_stop = Arc::new(AtomicBool::new(false));
         let monitor = crate::health::spawn_monitor(
             health.clone(),
@@ -696,6 +875,7 @@ impl<E: Event> RunningServer<E> {
                     .iter()
                     .map(|f| (f.shared.clone(), f.critical))
                     .collect(),
+                services: services.iter().cloned().collect(),
             },
             monitor_stop.clone(),
         )
@@ -709,6 +889,7 @@ impl<E: Event> RunningServer<E> {
             sinks: sink_stats,
             health: health.clone(),
             admin: Some(admin.clone()),
+            services: services.iter().cloned().collect(),
         });
         if let Err(e) = metrics.registry().register_collector(Box::new(collector)) {
             tracing::error!(error = %e, "metrics collector not registered");
@@ -720,6 +901,7 @@ impl<E: Event> RunningServer<E> {
             groups: groups.clone(),
             agents,
             processor_types: spec.processor_types,
+            services: services.iter().cloned().collect(),
             quarantine: quarantine.clone(),
             health: health.clone(),
         });
@@ -755,6 +937,9 @@ impl<E: Event> RunningServer<E> {
             feeds_stop,
             feed_threads: Mutex::new(feed_threads),
             io_done: Mutex::new(io_done),
+            services,
+            services_stop,
+            service_threads: Mutex::new(service_threads),
             shutdown_request,
             runtime: Mutex::new(runtime),
             unrouted: AtomicU64::new(0),
@@ -948,6 +1133,12 @@ impl<E: Event> RunningServer<E> {
         for rx in self.io_done.lock().drain(..) {
             let _ = rx.recv_timeout(io_deadline.saturating_duration_since(Instant::now()));
         }
+        // Step 7: services, in reverse order.
+        self.services_stop.cancel();
+        for h in self.service_threads.lock().drain(..) {
+            let _ = h.join();
+        }
+        stop_services(&self.services);
         // Sinks last: they drain what the groups forwarded, within what is left.
         if let Some(mut a) = self.sink_agent.lock().take() {
             a.shutdown(d.saturating_duration_since(Instant::now()));

@@ -148,6 +148,8 @@ pub struct AdminCore {
     pub agents: Vec<AgentInfo>,
     /// Processor name → registered type.
     pub processor_types: HashMap<String, String>,
+    /// Services.
+    pub services: Vec<Arc<crate::service::ServiceEntry>>,
     /// The quarantine.
     pub quarantine: Arc<Quarantine>,
     /// Health.
@@ -164,6 +166,7 @@ impl AdminCore {
             groups: Vec::new(),
             agents: Vec::new(),
             processor_types: HashMap::new(),
+            services: Vec::new(),
             quarantine,
             health,
         }
@@ -441,8 +444,20 @@ impl Admin {
             }
             "services.list" => {
                 no_args(args)?;
-                // This build runs no services yet (see the crate docs), so the list is empty.
-                Ok(json!([]))
+                Ok(Value::Array(
+                    c.services
+                        .iter()
+                        .map(|s| {
+                            json!({
+                                "name": s.name,
+                                "type": s.type_name,
+                                "critical": s.critical,
+                                "state": s.state_name(),
+                                "healthy": s.up(),
+                            })
+                        })
+                        .collect(),
+                ))
             }
             "processors.list" => {
                 no_args(args)?;
