@@ -227,11 +227,12 @@ pub fn main(cli: Cli) -> ExitCode {
         eprintln!("startup failed: cannot install signal handlers");
         return ExitCode::from(1);
     };
-    let spec = match crate::plan::to_spec(&cfg, &reg) {
+    let drain_ms = cfg.shutdown.drain_deadline_ms;
+    let server = match crate::embed::Server::from_config(cfg, reg) {
         Ok(s) => s,
         Err(e) => return bad(e),
     };
-    let srv = match RunningServer::start(spec) {
+    let srv: RunningServer<Record> = match server.start() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("startup failed: {}: {}", e.component, e.error);
@@ -239,7 +240,6 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     let eof = srv.shutdown_requested();
-    let mut running = cfg;
     let signal = loop {
         let got = rt.block_on(async {
             tokio::select! {
@@ -261,15 +261,64 @@ pub fn main(cli: Cli) -> ExitCode {
                 tracing::warn!(outcome = "invalid", error = %e, "reload");
             }
             Ok(new) => {
-                if let crate::reload::Outcome::Ok(_) =
-                    crate::reload::reload(&srv, &running, &new, &reg)
-                {
-                    running = new;
-                }
+                srv.reload(new);
             }
         }
     };
-    let deadline = Duration::from_millis(u64::from(running.shutdown.drain_deadline_ms));
-    srv.shutdown_for(deadline, signal);
-    ExitCode::SUCCESS
+    let drain_ms = srv
+        .running_config()
+        .map_or(drain_ms, |c| c.shutdown.drain_deadline_ms);
+    let deadline = Duration::from_millis(u64::from(drain_ms));
+    // Decision 2: a second SIGTERM/SIGINT during the drain skips the rest of it; exit 1.
+    drop((term, int, hup));
+    let forced = std::sync::atomic::AtomicBool::new(false);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| watch_second_signal(&srv, &forced, &done));
+        srv.shutdown_for(deadline, signal);
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    if forced.load(std::sync::atomic::Ordering::Acquire) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Waits for a second SIGTERM/SIGINT until `done`; on one, forces the drain to end.
+fn watch_second_signal(
+    srv: &RunningServer<Record>,
+    forced: &std::sync::atomic::AtomicBool,
+    done: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let Ok((mut term, mut int)) = rt.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    }) else {
+        return;
+    };
+    while !done.load(Ordering::Acquire) {
+        let got = rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => true,
+                _ = int.recv() => true,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => false,
+            }
+        });
+        if got {
+            forced.store(true, Ordering::Release);
+            srv.force_drain();
+            return;
+        }
+    }
 }

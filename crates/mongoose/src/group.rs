@@ -220,6 +220,13 @@ pub enum Control {
     LatencyStatus(Reply<Vec<LatencyRow>>),
     /// Drain until empty or the deadline, then stop.
     Shutdown(Instant),
+    /// A processor-registered admin command: (processor, command, args, reply).
+    Admin(
+        String,
+        String,
+        Vec<String>,
+        Reply<Result<serde_json::Value, String>>,
+    ),
     /// Reload: new retry settings (`maxPending` keeps its start value: the store is
     /// pre-allocated).
     SetRetry(RetryPolicy),
@@ -272,8 +279,9 @@ pub struct Consumer<E> {
 
 /// Startup report from the group thread.
 pub enum StartMsg {
-    /// Built, initialised and started; these feed indices are subscribed.
-    Ready(Vec<u32>),
+    /// Built, initialised and started; these feed indices are subscribed, and these
+    /// commands registered: (name, help, processor).
+    Ready(Vec<u32>, Vec<(String, String, String)>),
     /// A critical component failed: (component, error).
     Failed(String, String),
 }
@@ -286,6 +294,8 @@ pub struct GroupEnv<E> {
     pub feeds: Arc<Vec<&'static str>>,
     /// Broadcast flag by feed index.
     pub broadcast: Arc<Vec<bool>>,
+    /// `wrapWithNamedEvent` by feed index.
+    pub wrap_named: Arc<Vec<bool>>,
     /// Sink handles by name.
     pub sinks: Arc<HashMap<String, SinkHandle<E>>>,
     /// Started services.
@@ -415,6 +425,8 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         sinks: env.sinks.clone(),
         services: env.services.clone(),
         feeds: env.feeds.clone(),
+        wrap_named: env.wrap_named.clone(),
+        admin_commands: Vec::new(),
         names: Vec::new(),
         configs: Vec::new(),
         subscriptions: Vec::new(),
@@ -495,7 +507,12 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
     let mut feeds: Vec<u32> = core.subscriptions.iter().map(|(_, f)| *f).collect();
     feeds.sort_unstable();
     feeds.dedup();
-    if env.startup.send(StartMsg::Ready(feeds)).is_err() {
+    let commands = core
+        .admin_commands
+        .iter()
+        .map(|(n, h, p)| (n.clone(), h.clone(), core.names[*p as usize].to_string()))
+        .collect();
+    if env.startup.send(StartMsg::Ready(feeds, commands)).is_err() {
         return;
     }
     let Ok(Some(mut subs)) = env.wiring.recv() else {
@@ -566,7 +583,8 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         while let Some(c) = shared.control.pop() {
             work += 1;
             match c {
-                Control::Shutdown(d) => deadline = Some(d),
+                // A second Shutdown (a forced one) may only bring the deadline forward.
+                Control::Shutdown(d) => deadline = Some(deadline.map_or(d, |old| old.min(d))),
                 other => g.control(other, &mut slots, &mut subs, &targets, &mut core),
             }
         }
@@ -950,6 +968,18 @@ impl<E: Event> Loop<E> {
         core: &mut GroupCore<E>,
     ) {
         match c {
+            Control::Admin(proc, name, args, reply) => {
+                let Some(slot) = slots.iter_mut().find(|s| s.stats.name == proc) else {
+                    let _ = reply.try_send(Err(format!("no processor {proc:?}")));
+                    return;
+                };
+                let out = match slot.p.as_mut() {
+                    None => Err(format!("processor {proc:?} is stopped")),
+                    Some(p) => catch_unwind(AssertUnwindSafe(|| p.on_admin_command(&name, &args)))
+                        .unwrap_or_else(|e| Err(format!("panicked: {}", panic_text(e)))),
+                };
+                let _ = reply.try_send(out);
+            }
             Control::SetRetry(mut r) => {
                 r.max_pending = self.retry_policy.max_pending;
                 self.retry_policy = r;

@@ -439,16 +439,15 @@ impl<E: Event> MongooseCollector<E> {
             sk[1]
                 .metrics
                 .push(counter(&l, st.written.load(Ordering::Relaxed) as f64));
-            let (retry, perm, opened) = agent
+            let (retry, perm) = agent
                 .as_ref()
                 .map(|a| {
                     (
                         a.errors_retryable.load(Ordering::Relaxed),
                         a.errors_permanent.load(Ordering::Relaxed),
-                        a.opened.load(Ordering::Relaxed),
                     )
                 })
-                .unwrap_or((0, 0, 0));
+                .unwrap_or((0, 0));
             sk[2].metrics.push(counter(
                 &[("sink", h.name()), ("kind", "retryable")],
                 retry as f64,
@@ -478,10 +477,14 @@ impl<E: Event> MongooseCollector<E> {
                     f64::from(u8::from(name == state)),
                 ));
             }
-            sk[7].metrics.push(counter(
-                &[("sink", h.name()), ("to", "open")],
-                opened as f64,
-            ));
+            for (i, to) in crate::sink_agent::TRANSITION_TARGETS.iter().enumerate() {
+                let n = agent
+                    .as_ref()
+                    .map_or(0, |a| a.transitions[i].load(Ordering::Relaxed));
+                sk[7]
+                    .metrics
+                    .push(counter(&[("sink", h.name()), ("to", to)], n as f64));
+            }
         }
         fams.extend(sk);
         let health = self.src.health.report();

@@ -141,6 +141,7 @@ pub fn to_spec<E: Event>(
                 backlog_threshold: Some(f.effective_backlog_threshold(pct)),
                 broadcast: f.broadcast,
                 acknowledged: reg.feed(&f.type_name).is_some_and(|t| t.acknowledges),
+                wrap_named: f.wrap_with_named_event,
             })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -156,6 +157,7 @@ pub fn to_spec<E: Event>(
             backlog_threshold: Some(p.effective_backlog_threshold(pct)),
             broadcast: p.broadcast,
             acknowledged: false,
+            wrap_named: p.wrap_with_named_event,
         });
         pipes.push((p.name.clone(), p.effective_sink_name()));
     }

@@ -107,6 +107,9 @@ pub struct GroupCore<E> {
     pub(crate) sinks: Arc<HashMap<String, SinkHandle<E>>>,
     pub(crate) services: Arc<Vec<Arc<crate::service::ServiceEntry>>>,
     pub(crate) feeds: Arc<Vec<&'static str>>,
+    pub(crate) wrap_named: Arc<Vec<bool>>,
+    /// Commands registered in init/start: (name, help, processor index).
+    pub(crate) admin_commands: Vec<(String, String, u32)>,
     pub(crate) names: Vec<&'static str>,
     pub(crate) configs: Vec<ConfigMap>,
     /// Subscriptions requested during init/start: (processor, feed index).
@@ -152,6 +155,29 @@ impl<E: Event> Context<'_, E> {
             .get(name)
             .cloned()
             .ok_or_else(|| ContextError::UnknownSink(name.into()))
+    }
+
+    /// Registers an admin command that runs on this processor's thread through
+    /// `on_admin_command` (init/start only; a clash with a built-in command or another
+    /// processor's fails startup).
+    pub fn register_admin_command(&mut self, name: &str, help: &str) -> Result<(), ContextError> {
+        if !self.starting {
+            return Err(ContextError::SubscribeTooLate);
+        }
+        self.core
+            .admin_commands
+            .push((name.to_string(), help.to_string(), self.proc));
+        Ok(())
+    }
+
+    /// Whether `env`'s feed has `wrapWithNamedEvent` (decision 11: only how built-ins
+    /// render and forward changes; the envelope always carries feed and seq).
+    pub fn wraps(&self, env: &Envelope<E>) -> bool {
+        self.core
+            .wrap_named
+            .get(env.feed_id() as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The service `name`, as its concrete type (init/start only).

@@ -5,11 +5,11 @@
 //! `deny_unknown_fields` struct with no side effects (what `--check` runs); `build` creates
 //! the instance (processors are built on their group thread).
 //!
-//! This build registers what it implements: the `memory` feed, the `memory` sink, and the
-//! `log`, `filter`, `map`, `count-by-key` and `route-by-field` processors. The other §2.4
-//! built-ins (file/stdin/tcp/http/timer/redis-stream feeds; stdout/file/tcp/http/redis-stream
-//! sinks) are not registered yet, so a config naming one fails validation (exit 2) instead
-//! of starting without it.
+//! [`Registry::new`] holds the `memory` feed, the six sinks (`redis-stream` with the `redis`
+//! feature) and `log`; [`Registry::with_json_builtins`] adds the JSON feeds (`file`,
+//! `stdin`, `timer`, `tcp`, `http`, `redis-stream`) and processors (`filter`, `map`,
+//! `count-by-key`, `route-by-field`). Services have no built-in types: embedders register
+//! theirs with [`Registry::register_service`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -55,6 +55,8 @@ pub struct FeedSpec {
     /// The feed acknowledges upstream once its groups processed an event (redis-stream):
     /// groups publish watermarks for it.
     pub acknowledged: bool,
+    /// `wrapWithNamedEvent`: built-ins forward and render `{"feed","seq","data"}`.
+    pub wrap_named: bool,
 }
 
 impl FeedSpec {
@@ -68,6 +70,7 @@ impl FeedSpec {
             backlog_threshold: None,
             broadcast: false,
             acknowledged: false,
+            wrap_named: false,
         }
     }
 }
@@ -275,6 +278,14 @@ pub struct RunningServer<E: Event> {
     feed_threads: Mutex<Vec<JoinHandle<()>>>,
     io_done: Mutex<Vec<Receiver<()>>>,
     services: Arc<Vec<Arc<ServiceEntry>>>,
+    /// The running config and the registry it was built with (servers started from a
+    /// config; [`RunningServer::reload`] needs both).
+    reload_ctx: Mutex<
+        Option<(
+            crate::config::ServerConfig,
+            Arc<crate::registry::Registry<E>>,
+        )>,
+    >,
     services_stop: CancellationToken,
     service_threads: Mutex<Vec<JoinHandle<()>>>,
     shutdown_request: CancellationToken,
@@ -316,7 +327,9 @@ impl<E: Event> RunningServer<E> {
         let name = spec.name.clone();
         let out = Self::start_inner(spec);
         if let Err(e) = &out {
-            tracing::error!(component = %e.component, error = %e.error, "startup_failed");
+            // The component's kind is its first word: feed, sink, group, processor, service...
+            let kind = e.component.split_whitespace().next().unwrap_or("");
+            tracing::error!(component = %e.component, kind, error = %e.error, "startup_failed");
             NAMES.lock().retain(|n| *n != name);
         }
         out
@@ -329,6 +342,7 @@ impl<E: Event> RunningServer<E> {
         let feed_names: Arc<Vec<&'static str>> =
             Arc::new(spec.feeds.iter().map(|f| leak(&f.name)).collect());
         let broadcast = Arc::new(spec.feeds.iter().map(|f| f.broadcast).collect::<Vec<_>>());
+        let wrap_named = Arc::new(spec.feeds.iter().map(|f| f.wrap_named).collect::<Vec<_>>());
         let quarantine = Arc::new(Quarantine::new(spec.quarantine_capacity));
         let health = crate::health::Health::new(spec.health);
         let metrics = ron_metrics::Metrics::builder()
@@ -533,6 +547,7 @@ impl<E: Event> RunningServer<E> {
                 server,
                 feeds: feed_names.clone(),
                 broadcast: broadcast.clone(),
+                wrap_named: wrap_named.clone(),
                 sinks: sinks.clone(),
                 services: services.clone(),
                 quarantine: quarantine.clone(),
@@ -552,10 +567,30 @@ impl<E: Event> RunningServer<E> {
             }
         }
         let mut subscribed: Vec<Vec<u32>> = Vec::new();
+        let mut custom: Vec<crate::admin::CustomCommand> = Vec::new();
         if failure.is_none() {
-            for (shared, _, srx, _, _) in &started {
+            'groups: for (shared, _, srx, _, _) in &started {
                 match srx.recv_timeout(spec.start_timeout) {
-                    Ok(StartMsg::Ready(f)) => subscribed.push(f),
+                    Ok(StartMsg::Ready(f, commands)) => {
+                        subscribed.push(f);
+                        for (name, help, processor) in commands {
+                            let clash = crate::admin::COMMANDS.iter().any(|(n, ..)| *n == name)
+                                || custom.iter().any(|c| c.name == name);
+                            if clash {
+                                failure = Some(StartError {
+                                    component: format!("processor '{processor}'"),
+                                    error: format!("admin command {name:?} is already taken"),
+                                });
+                                break 'groups;
+                            }
+                            custom.push(crate::admin::CustomCommand {
+                                name,
+                                help,
+                                processor,
+                                group: shared.clone(),
+                            });
+                        }
+                    }
                     Ok(StartMsg::Failed(component, error)) => {
                         failure = Some(StartError { component, error });
                         break;
@@ -771,6 +806,11 @@ impl<E: Event> RunningServer<E> {
         let mut io_done = Vec::new();
         for (kind, runner, out) in runners {
             let name = out.name();
+            let hosted_by: &str = match &runner {
+                FeedRunner::Agent(_) => "feeds",
+                FeedRunner::Thread(_) => name,
+                FeedRunner::Io(_) => "io",
+            };
             match runner {
                 FeedRunner::Agent(f) => {
                     agent_feed_names.push(name.to_string());
@@ -801,7 +841,12 @@ impl<E: Event> RunningServer<E> {
                     }
                 }
             }
-            tracing::info!(component = name, kind, "component_started");
+            tracing::info!(
+                component = name,
+                kind,
+                agent = hosted_by,
+                "component_started"
+            );
         }
         if !agent_feeds.is_empty() {
             match crate::feed::spawn_agent(
@@ -902,6 +947,7 @@ impl<E: Event> RunningServer<E> {
             agents,
             processor_types: spec.processor_types,
             services: services.iter().cloned().collect(),
+            custom,
             quarantine: quarantine.clone(),
             health: health.clone(),
         });
@@ -938,6 +984,7 @@ impl<E: Event> RunningServer<E> {
             feed_threads: Mutex::new(feed_threads),
             io_done: Mutex::new(io_done),
             services,
+            reload_ctx: Mutex::new(None),
             services_stop,
             service_threads: Mutex::new(service_threads),
             shutdown_request,
@@ -1041,6 +1088,38 @@ impl<E: Event> RunningServer<E> {
         self.admin_addr
     }
 
+    /// Remembers the config and registry this server was built from, for `reload`.
+    pub fn set_reload_context(
+        &self,
+        cfg: crate::config::ServerConfig,
+        reg: Arc<crate::registry::Registry<E>>,
+    ) {
+        *self.reload_ctx.lock() = Some((cfg, reg));
+    }
+
+    /// The config the server runs with, when it was started from one.
+    pub fn running_config(&self) -> Option<crate::config::ServerConfig> {
+        self.reload_ctx.lock().as_ref().map(|(c, _)| c.clone())
+    }
+
+    /// Applies the reloadable subset of `cfg` (MNG-R31); on `ok` it becomes the running
+    /// config. A server started from a bare [`ServerSpec`] has no config to diff against,
+    /// so its reloads are `rejected`.
+    pub fn reload(&self, cfg: crate::config::ServerConfig) -> crate::reload::Outcome {
+        let Some((running, reg)) = self.reload_ctx.lock().clone() else {
+            self.admin.count_reload("rejected");
+            return crate::reload::Outcome::Rejected {
+                keys: Vec::new(),
+                error: "this server was started from a ServerSpec, not a config".into(),
+            };
+        };
+        let out = crate::reload::reload(self, &running, &cfg, &reg);
+        if matches!(out, crate::reload::Outcome::Ok(_)) {
+            *self.reload_ctx.lock() = Some((cfg, reg));
+        }
+        out
+    }
+
     /// Cancelled when a component asks the server to stop (`stdin` with `exitOnEof`).
     pub fn shutdown_requested(&self) -> CancellationToken {
         self.shutdown_request.clone()
@@ -1098,6 +1177,18 @@ impl<E: Event> RunningServer<E> {
     /// `shutdown_undrained`), stops processors, closes sinks.
     pub fn shutdown(&self, deadline: Duration) {
         self.shutdown_for(deadline, "shutdown()");
+    }
+
+    /// Ends a drain in progress now (a second signal, decision 2): groups stop draining at
+    /// their next cycle and quarantine what is left as `shutdown_undrained`.
+    pub fn force_drain(&self) {
+        tracing::warn!(server = %self.name, "second signal: skipping the rest of the drain");
+        let now = Instant::now();
+        for g in &self.groups {
+            if !g.exited.load(Ordering::Acquire) {
+                let _ = g.send(Control::Shutdown(now));
+            }
+        }
     }
 
     /// [`RunningServer::shutdown`], naming what triggered it in `shutdown_begin`.

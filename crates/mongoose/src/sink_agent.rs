@@ -95,9 +95,13 @@ pub struct SinkAgentStats {
     pub errors_retryable: AtomicU64,
     /// Permanent write errors.
     pub errors_permanent: AtomicU64,
-    /// Breaker transitions to open.
-    pub opened: AtomicU64,
+    /// Breaker transitions, by target state: open, half_open, closed.
+    pub transitions: [AtomicU64; 3],
 }
+
+/// `to` label values of `mongoose_sink_circuit_transitions_total`, in
+/// [`SinkAgentStats::transitions`] order.
+pub const TRANSITION_TARGETS: [&str; 3] = ["open", "half_open", "closed"];
 
 struct Hosted<E: Event> {
     handle: SinkHandle<E>,
@@ -155,15 +159,31 @@ pub fn start<E: Event>(
         let stats = Arc::new(SinkAgentStats::default());
         let breaker = spec.breaker.filter(|b| b.failure_threshold > 0).map(|cfg| {
             let st = stats.clone();
-            Arc::new(
-                CircuitBreaker::new(name, cfg).on_transition(Arc::new(move |_, _, to, _| {
-                    if to == BreakerState::Open {
-                        st.opened.fetch_add(1, Ordering::Relaxed);
-                    }
-                })),
-            )
+            Arc::new(CircuitBreaker::new(name, cfg).on_transition(Arc::new(
+                move |_, from: BreakerState, to: BreakerState, failures| {
+                    let i = match to {
+                        BreakerState::Open => 0,
+                        BreakerState::HalfOpen => 1,
+                        BreakerState::Closed => 2,
+                    };
+                    st.transitions[i].fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        sink = name,
+                        from = from.as_str(),
+                        to = to.as_str(),
+                        failures,
+                        "circuit_state"
+                    );
+                },
+            )))
         });
         let handle = SinkHandle::queued(name, spec.capacity, breaker.clone());
+        tracing::info!(
+            component = name,
+            kind = "sink",
+            agent = "sinks",
+            "component_started"
+        );
         hosted.push(Hosted {
             handle,
             sink,

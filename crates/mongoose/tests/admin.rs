@@ -604,3 +604,102 @@ fn unsafe_kill(pid: u32, sig: i32) {
         kill(pid as i32, sig);
     }
 }
+
+/// Registers `ping` (echoes its args) and `explode` (panics) in init.
+struct Pinger {
+    name: &'static str,
+}
+
+impl Processor<u64> for Pinger {
+    fn init(&mut self, ctx: &mut Context<'_, u64>) -> Result<(), String> {
+        ctx.register_admin_command(self.name, "echo the arguments")
+            .map_err(|e| e.to_string())?;
+        ctx.register_admin_command(&format!("{}.explode", self.name), "panic")
+            .map_err(|e| e.to_string())
+    }
+    fn on_event(
+        &mut self,
+        _: &Envelope<u64>,
+        _: &mut Context<'_, u64>,
+    ) -> Result<(), ProcessorError> {
+        Ok(())
+    }
+    fn on_admin_command(&mut self, name: &str, args: &[String]) -> Result<Value, String> {
+        if name.ends_with(".explode") {
+            panic!("asked to explode");
+        }
+        let thread = std::thread::current().name().map(str::to_string);
+        Ok(json!({"args": args, "thread": thread}))
+    }
+}
+
+fn pinger_server(
+    name: &str,
+    command: &'static str,
+) -> Result<RunningServer<u64>, mongoose::StartError> {
+    let g: &'static str = leak(format!("{name}-g"));
+    RunningServer::start(ServerSpec {
+        name: name.into(),
+        feeds: vec![FeedSpec::memory("in")],
+        groups: vec![GroupSpec {
+            name: g,
+            idle: IdleStrategy::SleepingMillis { millis: 1 },
+            core_id: None,
+            max_batch: 64,
+            max_timers: 16,
+            retry: RetryPolicy::default(),
+            processors: vec![ProcSpec {
+                name: leak(format!("{name}-pinger")),
+                factory: Box::new(move || {
+                    Ok(Box::new(Pinger { name: command }) as Box<dyn Processor<u64>>)
+                }),
+                feeds: vec!["in".into()],
+                critical: true,
+                enabled: true,
+                config: Default::default(),
+            }],
+        }],
+        admin: AdminSpec {
+            address: Some("127.0.0.1:0".parse().unwrap()),
+            ..AdminSpec::default()
+        },
+        ..Default::default()
+    })
+}
+
+// MNG-R04/R05: commands processors register run on the processor's own thread; a clash
+// with a built-in fails startup.
+#[test]
+fn processor_commands_run_on_their_group_thread_and_clashes_fail_startup() {
+    let srv = pinger_server("adm-ping", "ping").expect("starts");
+    let addr = srv.admin_addr().unwrap();
+    let list = json_of(&call(addr, "GET", "/admin/commands", &[], ""));
+    assert!(
+        list["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "ping" && c["help"] == "echo the arguments"),
+        "{list}"
+    );
+    let r = cmd(addr, "ping", &["a", "b"], &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        json_of(&r)["output"],
+        json!({"args": ["a", "b"], "thread": "adm-ping-g"})
+    );
+    let r = cmd(addr, "ping.explode", &[], &[]);
+    assert_eq!(
+        (r.status, json_of(&r)["code"].clone()),
+        (500, json!("command_failed"))
+    );
+    // The group survives the panic.
+    assert_eq!(cmd(addr, "ping", &[], &[]).status, 200);
+    srv.shutdown(Duration::from_secs(1));
+
+    let e = pinger_server("adm-clash", "queues")
+        .err()
+        .expect("clash fails startup");
+    assert_eq!(e.component, "processor 'adm-clash-pinger'");
+    assert!(e.error.contains("queues"), "{}", e.error);
+}

@@ -21,7 +21,7 @@ use ron_kernel::{CorrId, CorrIdConfig, KeyedLimiter, LimiterConfig};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{Admin, AdminError, COMMANDS, MAX_ARG_BYTES, MAX_ARGS, MAX_BODY_BYTES, RATE_PER_SEC};
+use super::{Admin, AdminError, MAX_ARG_BYTES, MAX_ARGS, MAX_BODY_BYTES, RATE_PER_SEC};
 
 /// The correlation header (§3.1).
 pub const CORR_HEADER: &str = "x-correlation-id";
@@ -131,8 +131,10 @@ async fn list(
     if let Err(e) = admit(&st, peer_of(peer), &headers) {
         return error_response(&e, &corr);
     }
-    let cmds: Vec<Value> = COMMANDS
-        .iter()
+    let cmds: Vec<Value> = st
+        .admin
+        .list()
+        .into_iter()
         .map(|(n, a, h)| json!({"name": n, "args": a, "help": h}))
         .collect();
     json_response(StatusCode::OK, &json!({"commands": cmds}), &corr)

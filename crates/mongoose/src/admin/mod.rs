@@ -103,6 +103,18 @@ pub struct FeedInfo {
     pub broadcast: bool,
 }
 
+/// A command a processor registered; it runs on the processor's group thread.
+pub struct CustomCommand {
+    /// Command name.
+    pub name: String,
+    /// Help text.
+    pub help: String,
+    /// The processor that answers it.
+    pub processor: String,
+    /// Its group.
+    pub group: Arc<GroupShared>,
+}
+
 /// Where an agent's counters live.
 pub enum AgentSource {
     /// A handler group (its counters are inline).
@@ -150,6 +162,8 @@ pub struct AdminCore {
     pub processor_types: HashMap<String, String>,
     /// Services.
     pub services: Vec<Arc<crate::service::ServiceEntry>>,
+    /// Commands processors registered.
+    pub custom: Vec<CustomCommand>,
     /// The quarantine.
     pub quarantine: Arc<Quarantine>,
     /// Health.
@@ -167,6 +181,7 @@ impl AdminCore {
             agents: Vec::new(),
             processor_types: HashMap::new(),
             services: Vec::new(),
+            custom: Vec::new(),
             quarantine,
             health,
         }
@@ -347,9 +362,22 @@ impl Admin {
         [0, 1, 2].map(|i| (o[i], self.reloads[i].load(Ordering::Relaxed)))
     }
 
+    /// Every command: (name, args, help), built-ins then the processors' own.
+    pub fn list(&self) -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = COMMANDS
+            .iter()
+            .map(|(n, a, h)| (n.to_string(), a.to_string(), h.to_string()))
+            .collect();
+        for c in &self.core.read().custom {
+            v.push((c.name.clone(), "[args..]".into(), c.help.clone()));
+        }
+        v
+    }
+
     /// Counts one command outcome (`ok`, `error`, `denied`, ...).
     pub fn count(&self, command: &str, outcome: &'static str) {
-        let known = COMMANDS.iter().any(|(n, ..)| *n == command);
+        let known = COMMANDS.iter().any(|(n, ..)| *n == command)
+            || self.core.read().custom.iter().any(|c| c.name == command);
         let key = (if known { command } else { "unknown" }).to_string();
         *self.counts.lock().entry((key, outcome)).or_insert(0) += 1;
     }
@@ -369,8 +397,9 @@ impl Admin {
                 if args.len() > 1 {
                     return Err(AdminError::bad_args("help takes at most one command name"));
                 }
-                let pick: Vec<_> = COMMANDS
-                    .iter()
+                let pick: Vec<_> = self
+                    .list()
+                    .into_iter()
                     .filter(|(n, ..)| args.first().is_none_or(|a| a == n))
                     .map(|(n, a, h)| json!({"name": n, "args": a, "help": h, "usage": format!("{n} {a}").trim_end().to_string()}))
                     .collect();
@@ -385,7 +414,9 @@ impl Admin {
             }
             "commands" => {
                 no_args(args)?;
-                Ok(json!({"commands": COMMANDS.iter().map(|(n, ..)| *n).collect::<Vec<_>>()}))
+                let mut names: Vec<String> = self.list().into_iter().map(|(n, ..)| n).collect();
+                names.sort_unstable();
+                Ok(json!({ "commands": names }))
             }
             "event-sources" => {
                 no_args(args)?;
@@ -712,11 +743,30 @@ impl Admin {
                     c.quarantine.last(n).iter().map(|r| r.to_json()).collect(),
                 ))
             }
-            _ => Err(AdminError::new(
-                404,
-                "unknown_command",
-                format!("no command {name:?}; GET /admin/commands lists them"),
-            )),
+            _ => {
+                let Some(cc) = c.custom.iter().find(|cc| cc.name == name) else {
+                    return Err(AdminError::new(
+                        404,
+                        "unknown_command",
+                        format!("no command {name:?}; GET /admin/commands lists them"),
+                    ));
+                };
+                let (tx, rx) = sync_channel(1);
+                let routed =
+                    Control::Admin(cc.processor.clone(), name.to_string(), args.to_vec(), tx);
+                if !cc.group.send(routed) {
+                    return Err(AdminError::new(
+                        503,
+                        "busy",
+                        "the group's control queue is full",
+                    ));
+                }
+                match rx.recv_timeout(self.timeout()) {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(e)) => Err(AdminError::new(500, "command_failed", e)),
+                    Err(_) => Err(AdminError::timeout(self.timeout().as_millis())),
+                }
+            }
         }
     }
 }

@@ -134,7 +134,8 @@ impl<E: JsonEvent> Processor<E> for Filter<E> {
             &self.cfg.value,
         ) {
             let sink = self.to.as_ref().expect("sink taken in init");
-            ctx.forward(sink, env.event().clone())
+            let v = super::outgoing(ctx, env, env.event().clone())?;
+            ctx.forward(sink, v)
                 .map_err(|e| send_error(e, &self.cfg.to))?;
         }
         Ok(())

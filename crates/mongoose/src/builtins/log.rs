@@ -73,6 +73,11 @@ impl<E: Event> Processor<E> for Log {
             }
             Value::Object(m)
         };
+        let data = if ctx.wraps(env) {
+            serde_json::json!({"feed": env.feed(), "seq": env.seq(), "data": data})
+        } else {
+            data
+        };
         let (feed, seq, name, data) = (env.feed(), env.seq(), ctx.name(), data.to_string());
         match self.cfg.level.as_str() {
             "error" => tracing::error!(processor = name, feed, seq, data, "event"),

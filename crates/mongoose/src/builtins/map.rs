@@ -81,6 +81,7 @@ impl<E: JsonEvent> Processor<E> for MapProc<E> {
             }
         }
         let v = E::from_json(Value::Object(out)).map_err(ProcessorError::new)?;
+        let v = super::outgoing(ctx, env, v)?;
         let sink = self.to.as_ref().expect("sink taken in init");
         ctx.forward(sink, v)
             .map_err(|e| send_error(e, &self.cfg.to))

@@ -21,6 +21,20 @@ pub fn parse_config<T: DeserializeOwned>(config: &ConfigMap) -> Result<T, String
         .map_err(|e| format!("config: {e}"))
 }
 
+/// What a built-in forwards for `v` derived from `env`: `v`, or `{"feed","seq","data"}`
+/// when the source feed has `wrapWithNamedEvent`.
+pub fn outgoing<E: crate::event::JsonEvent>(
+    ctx: &crate::processor::Context<'_, E>,
+    env: &crate::event::Envelope<E>,
+    v: E,
+) -> Result<E, crate::processor::ProcessorError> {
+    if !ctx.wraps(env) {
+        return Ok(v);
+    }
+    let named = serde_json::json!({"feed": env.feed(), "seq": env.seq(), "data": v.to_json()});
+    E::from_json(named).map_err(crate::processor::ProcessorError::new)
+}
+
 /// The text of a JSON value as route keys and count keys use it: strings bare, the rest as
 /// JSON.
 pub fn key_text(v: &serde_json::Value) -> String {

@@ -71,8 +71,8 @@ impl<E: JsonEvent> Processor<E> for Route<E> {
         match target {
             Some(s) => {
                 let name = s.name();
-                ctx.forward(s, env.event().clone())
-                    .map_err(|e| send_error(e, name))
+                let v = super::outgoing(ctx, env, env.event().clone())?;
+                ctx.forward(s, v).map_err(|e| send_error(e, name))
             }
             None => {
                 self.unrouted.fetch_add(1, Ordering::Relaxed);

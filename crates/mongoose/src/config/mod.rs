@@ -11,6 +11,7 @@
 //! `serde-saphyr` is the only YAML parser (`serde_yaml`/`serde_yml` are forbidden), used only
 //! through [`from_yaml_str`].
 
+mod builder;
 mod diff;
 mod error;
 mod layer;
@@ -23,6 +24,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use builder::ServerConfigBuilder;
 pub use diff::{Diff, diff};
 pub use error::ConfigError;
 pub use layer::{
