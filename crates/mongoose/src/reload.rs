@@ -92,6 +92,23 @@ fn decide_and_apply<E: Event>(
             keys: d.rejected_keys,
         };
     }
+    // drop-oldest needs an evicting (MPSC) ring, which is chosen when the queue is built.
+    for (i, f) in new.event_feeds.iter().enumerate() {
+        let bp: crate::queue::Backpressure = f.backpressure.into();
+        let spsc = srv
+            .subscriptions()
+            .iter()
+            .any(|s| s.feed == f.name && s.kind == "spsc");
+        if bp.needs_eviction() && spsc {
+            return Outcome::Rejected {
+                keys: vec![format!("eventFeeds[{i}].backpressure")],
+                error: format!(
+                    "feed '{}' was started with an SPSC queue; drop-oldest needs a restart",
+                    f.name
+                ),
+            };
+        }
+    }
     let timeout = Duration::from_millis(u64::from(new.admin.command_timeout_ms));
     // Step 3: processor configs, on their own threads.
     for (gi, g) in new.event_handlers.iter().enumerate() {

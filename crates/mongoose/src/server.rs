@@ -32,7 +32,8 @@ use crate::sink::SinkHandle;
 
 /// Default readiness threshold, percent of capacity.
 pub const DEFAULT_BACKLOG_PCT: u32 = 80;
-/// How long shutdown waits for the I/O feeds to finish after the groups.
+/// How long shutdown waits for the I/O feeds' last publishes (and redis-stream's final
+/// acknowledgement) before the groups drain.
 pub const IO_FEED_FINISH: Duration = Duration::from_secs(15);
 /// How long a routed admin command may take.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -1198,9 +1199,11 @@ impl<E: Event> RunningServer<E> {
         }
         tracing::info!(server = %self.name, signal, deadline_ms = deadline.as_millis() as u64, "shutdown_begin");
         let started = Instant::now();
-        // MNG-R30: readiness fails first, then the feeds stop.
+        // MNG-R30: readiness fails first, then the feeds stop: publishes from here on get
+        // `Closed`.
         self.health.set_shutting_down();
         self.feeds_stop.cancel();
+        self.phase.store(PHASE_CLOSED, Ordering::Release);
         for h in self.feed_threads.lock().drain(..) {
             // A stdin reader blocked in read() cannot be interrupted; it ends with the
             // process, so only finished threads are joined.
@@ -1208,8 +1211,16 @@ impl<E: Event> RunningServer<E> {
                 let _ = h.join();
             }
         }
-        self.phase.store(PHASE_CLOSED, Ordering::Release);
+        // A publish that passed the phase check just before CLOSED still lands in a queue;
+        // the I/O feeds' tasks end only after their last publish, so waiting for them here,
+        // while the groups still consume, puts every accepted event ahead of the drain.
+        // redis-stream also sends its final XACK here, once the groups' watermarks cover
+        // what it published (step 6).
         let d = started + deadline;
+        let io_deadline = Instant::now() + IO_FEED_FINISH;
+        for rx in self.io_done.lock().drain(..) {
+            let _ = rx.recv_timeout(io_deadline.saturating_duration_since(Instant::now()));
+        }
         for g in self.groups.iter().rev() {
             while !g.send(Control::Shutdown(d)) {
                 std::thread::yield_now();
@@ -1217,12 +1228,6 @@ impl<E: Event> RunningServer<E> {
         }
         for h in self.threads.lock().drain(..).rev() {
             let _ = h.join();
-        }
-        // Step 6: I/O feeds finish (redis-stream sends its final XACK once the groups'
-        // watermarks cover what it published).
-        let io_deadline = Instant::now() + IO_FEED_FINISH;
-        for rx in self.io_done.lock().drain(..) {
-            let _ = rx.recv_timeout(io_deadline.saturating_duration_since(Instant::now()));
         }
         // Step 7: services, in reverse order.
         self.services_stop.cancel();

@@ -91,8 +91,15 @@ fn built_configs_start_wrap_named_feeds_and_reload_their_reloadable_keys() {
         "{out:?}"
     );
     assert_eq!(srv.group("g").unwrap().max_batch.load(Ordering::Relaxed), 4);
+    // rejected: drop-oldest needs the evicting ring chosen at start; this queue is SPSC.
+    let out = srv.reload(config("embed-1", 4, "drop-oldest"));
+    assert!(
+        matches!(&out, Outcome::Rejected { keys, .. } if keys == &["eventFeeds[0].backpressure"]),
+        "{out:?}"
+    );
+    assert_eq!(sub.backpressure().policy.name(), "fail-fast");
     let m = srv.metrics_text();
-    for (outcome, n) in [("ok", 1.0), ("invalid", 1.0), ("rejected", 1.0)] {
+    for (outcome, n) in [("ok", 1.0), ("invalid", 1.0), ("rejected", 2.0)] {
         let line = m
             .lines()
             .find(|l| {
