@@ -279,9 +279,9 @@ pub struct Consumer<E> {
 
 /// Startup report from the group thread.
 pub enum StartMsg {
-    /// Built, initialised and started; these feed indices are subscribed, and these
-    /// commands registered: (name, help, processor).
-    Ready(Vec<u32>, Vec<(String, String, String)>),
+    /// Built, initialised and started: the feed indices subscribed, the commands registered
+    /// (name, help, processor) and the sinks taken.
+    Ready(Vec<u32>, Vec<(String, String, String)>, Vec<String>),
     /// A critical component failed: (component, error).
     Failed(String, String),
 }
@@ -427,6 +427,7 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         feeds: env.feeds.clone(),
         wrap_named: env.wrap_named.clone(),
         admin_commands: Vec::new(),
+        sinks_taken: Vec::new(),
         names: Vec::new(),
         configs: Vec::new(),
         subscriptions: Vec::new(),
@@ -512,7 +513,12 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         .iter()
         .map(|(n, h, p)| (n.clone(), h.clone(), core.names[*p as usize].to_string()))
         .collect();
-    if env.startup.send(StartMsg::Ready(feeds, commands)).is_err() {
+    let taken = std::mem::take(&mut core.sinks_taken);
+    if env
+        .startup
+        .send(StartMsg::Ready(feeds, commands, taken))
+        .is_err()
+    {
         return;
     }
     let Ok(Some(mut subs)) = env.wiring.recv() else {

@@ -110,6 +110,9 @@ pub struct GroupCore<E> {
     pub(crate) wrap_named: Arc<Vec<bool>>,
     /// Commands registered in init/start: (name, help, processor index).
     pub(crate) admin_commands: Vec<(String, String, u32)>,
+    /// Sinks handed out in init/start (a group sending into a pipe it consumes under
+    /// `block` would wait on itself).
+    pub(crate) sinks_taken: Vec<String>,
     pub(crate) names: Vec<&'static str>,
     pub(crate) configs: Vec<ConfigMap>,
     /// Subscriptions requested during init/start: (processor, feed index).
@@ -150,11 +153,14 @@ impl<E: Event> Context<'_, E> {
         if !self.starting {
             return Err(ContextError::SubscribeTooLate);
         }
-        self.core
+        let h = self
+            .core
             .sinks
             .get(name)
             .cloned()
-            .ok_or_else(|| ContextError::UnknownSink(name.into()))
+            .ok_or_else(|| ContextError::UnknownSink(name.into()))?;
+        self.core.sinks_taken.push(name.to_string());
+        Ok(h)
     }
 
     /// Registers an admin command that runs on this processor's thread through

@@ -572,7 +572,26 @@ impl<E: Event> RunningServer<E> {
         if failure.is_none() {
             'groups: for (shared, _, srx, _, _) in &started {
                 match srx.recv_timeout(spec.start_timeout) {
-                    Ok(StartMsg::Ready(f, commands)) => {
+                    Ok(StartMsg::Ready(f, commands, taken)) => {
+                        // MNG-R23: sending into a pipe this group consumes under `block`
+                        // would wait on itself.
+                        for (feed, sink) in &spec.pipes {
+                            let Some(fi) = spec.feeds.iter().position(|x| x.name == *feed) else {
+                                continue;
+                            };
+                            if taken.contains(sink)
+                                && f.contains(&(fi as u32))
+                                && spec.feeds[fi].backpressure.policy == crate::queue::Policy::Block
+                            {
+                                failure = Some(StartError {
+                                    component: format!("group '{}'", shared.name),
+                                    error: format!(
+                                        "sends to pipe '{feed}' and consumes it under `block`: it would wait on itself"
+                                    ),
+                                });
+                                break 'groups;
+                            }
+                        }
                         subscribed.push(f);
                         for (name, help, processor) in commands {
                             let clash = crate::admin::COMMANDS.iter().any(|(n, ..)| *n == name)

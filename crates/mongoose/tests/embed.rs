@@ -129,3 +129,60 @@ fn from_config_validates_like_check_does() {
         .to_string();
     assert!(e.contains("healthh"), "{e}");
 }
+
+fn loop_config(name: &str, pipe_policy: &str) -> ServerConfig {
+    ServerConfig::builder()
+        .name(name)
+        .set("admin", json!({"address": "off"}))
+        .feed(json!({"name": "in", "type": "memory"}))
+        .pipe(json!({"name": "p", "backpressure": pipe_policy}))
+        .sink(json!({"name": "out", "type": "memory"}))
+        .group(json!({
+            "agentName": "g",
+            "idleStrategy": "sleeping-millis",
+            "processors": {
+                "relay": {"type": "filter", "feeds": ["in"],
+                          "config": {"field": "n", "op": "exists", "to": "p.sink"}},
+                "drain": {"type": "filter", "feeds": ["p"],
+                          "config": {"field": "n", "op": "exists", "to": "out"}},
+            },
+        }))
+        .build()
+        .expect("builder config")
+}
+
+// MNG-R23/R28: a group sending into a pipe it consumes under `block` would wait on itself,
+// so startup refuses it; with a dropping policy the loop runs and delivers through the pipe.
+#[test]
+fn a_group_cannot_block_on_a_pipe_it_consumes_but_may_drop() {
+    let e = Server::from_config(
+        loop_config("embed-loop", "block"),
+        Registry::<Record>::standard(),
+    )
+    .expect("valid config")
+    .start()
+    .err()
+    .expect("refused");
+    assert_eq!(e.component, "group 'g'");
+    assert!(e.error.contains("pipe 'p'"), "{}", e.error);
+
+    let srv = Server::from_config(
+        loop_config("embed-loop-ok", "drop-newest"),
+        Registry::<Record>::standard(),
+    )
+    .unwrap()
+    .start()
+    .expect("starts");
+    srv.publisher("in")
+        .unwrap()
+        .publish(Record::new(json!({"n": 1})))
+        .unwrap();
+    let out = srv.memory_sink("out").unwrap();
+    wait("delivered through the pipe", || out.snapshot().len() == 1);
+    assert_eq!(out.snapshot()[0].to_json(), json!({"n": 1}));
+    assert_eq!(
+        srv.admin().exec("event-sources", &[]).unwrap()[1]["type"],
+        "pipe"
+    );
+    srv.shutdown(Duration::from_secs(1));
+}
