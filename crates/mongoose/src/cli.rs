@@ -270,11 +270,13 @@ pub fn main(cli: Cli) -> ExitCode {
         .map_or(drain_ms, |c| c.shutdown.drain_deadline_ms);
     let deadline = Duration::from_millis(u64::from(drain_ms));
     // Decision 2: a second SIGTERM/SIGINT during the drain skips the rest of it; exit 1.
-    drop((term, int, hup));
+    // Decision 2: a second SIGTERM/SIGINT during the drain skips the rest of it; exit 1.
+    // The same listeners (registered since start) keep listening, so none is missed.
+    drop(hup);
     let forced = std::sync::atomic::AtomicBool::new(false);
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        scope.spawn(|| watch_second_signal(&srv, &forced, &done));
+        scope.spawn(|| watch_second_signal(&srv, rt, (term, int), &forced, &done));
         srv.shutdown_for(deadline, signal);
         done.store(true, std::sync::atomic::Ordering::Release);
     });
@@ -288,25 +290,12 @@ pub fn main(cli: Cli) -> ExitCode {
 /// Waits for a second SIGTERM/SIGINT until `done`; on one, forces the drain to end.
 fn watch_second_signal(
     srv: &RunningServer<Record>,
+    rt: tokio::runtime::Runtime,
+    (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
     forced: &std::sync::atomic::AtomicBool,
     done: &std::sync::atomic::AtomicBool,
 ) {
     use std::sync::atomic::Ordering;
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return;
-    };
-    let Ok((mut term, mut int)) = rt.block_on(async {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-        ))
-    }) else {
-        return;
-    };
     while !done.load(Ordering::Acquire) {
         let got = rt.block_on(async {
             tokio::select! {
