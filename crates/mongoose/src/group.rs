@@ -133,6 +133,9 @@ pub struct ProcStats {
     pub feeds: Vec<&'static str>,
     /// Events a routing processor could not route.
     pub unrouted: Arc<AtomicU64>,
+    /// Cumulative latency as of the last `snapshotMs` boundary, for scrapes (which then
+    /// never touch the group): count, p50, p90, p99, p99.9, max, sum, in ns.
+    pub latency: [AtomicU64; 7],
 }
 
 /// Agent counters (shared with health and metrics).
@@ -344,12 +347,31 @@ impl<E> Slot<E> {
         }
     }
 
-    /// A window boundary: shift the marks (same bounds, so no allocation).
+    /// A window boundary: shift the marks (same bounds, so no allocation) and publish the
+    /// cumulative figures for scrapes.
     fn mark(&mut self) {
         self.before_mark.reset();
         let _ = self.before_mark.add(&self.at_mark);
         self.at_mark.reset();
         let _ = self.at_mark.add(&self.hist);
+        self.publish_figures();
+    }
+
+    fn publish_figures(&self) {
+        let h = &self.hist;
+        let sum = (h.mean() * h.len() as f64) as u64;
+        let v = [
+            h.len(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+            sum,
+        ];
+        for (cell, x) in self.stats.latency.iter().zip(v) {
+            cell.store(x, Ordering::Relaxed);
+        }
     }
 
     fn row(&self) -> LatencyRow {
@@ -428,6 +450,7 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         wrap_named: env.wrap_named.clone(),
         admin_commands: Vec::new(),
         sinks_taken: Vec::new(),
+        lat_mark: None,
         names: Vec::new(),
         configs: Vec::new(),
         subscriptions: Vec::new(),
@@ -743,7 +766,12 @@ impl<E: Event> Loop<E> {
             return Ok(());
         };
         slot.stats.events.fetch_add(1, Ordering::Relaxed);
-        let t0 = if latency { Some(Instant::now()) } else { None };
+        // Outside a batch (retries) there is no previous read yet: take one.
+        let t0 = if latency {
+            Some(core.lat_mark.take().unwrap_or_else(Instant::now))
+        } else {
+            None
+        };
         let mut ctx = Context {
             core,
             proc: i as u32,
@@ -752,7 +780,10 @@ impl<E: Event> Loop<E> {
         };
         let out = catch_unwind(AssertUnwindSafe(|| p.on_event(env, &mut ctx)));
         if let Some(t0) = t0 {
-            slot.hist.saturating_record(t0.elapsed().as_nanos() as u64);
+            let t1 = Instant::now();
+            slot.hist
+                .saturating_record(t1.saturating_duration_since(t0).as_nanos() as u64);
+            core.lat_mark = Some(t1);
         }
         slot.got_batch = true;
         match out {
@@ -817,7 +848,9 @@ impl<E: Event> Loop<E> {
                 continue;
             }
             work += 1;
-            let mut r = self.retries.swap_remove(i);
+            // `remove`, not `swap_remove`: retries due together run in the order they failed
+            // (the store is small and retries are off the hot path).
+            let mut r = self.retries.remove(i);
             slots[r.proc as usize]
                 .stats
                 .retries
@@ -897,13 +930,19 @@ impl<E: Event> Loop<E> {
             return 0;
         }
         let max_batch = self.shared.max_batch.load(Ordering::Relaxed) as u64;
+        let latency_on = self.shared.latency_enabled.load(Ordering::Relaxed);
         let mut work = 0;
         for k in 0..n {
             let i = (*start_at + k) % n;
             let state = subs[i].shared.state.load(Ordering::Acquire);
             let mut got = 0u64;
+            core.lat_mark = None;
             while got < max_batch {
                 let Some(env) = subs[i].rx.pop() else { break };
+                if got == 0 && latency_on {
+                    // The batch's first read; each call then reads once after itself.
+                    core.lat_mark = Some(Instant::now());
+                }
                 got += 1;
                 if subs[i].shared.track_watermark {
                     subs[i].last_seq = env.seq;
@@ -1071,6 +1110,7 @@ impl<E: Event> Loop<E> {
                     s.hist.reset();
                     s.at_mark.reset();
                     s.before_mark.reset();
+                    s.publish_figures();
                 }
                 let _ = reply.try_send(());
             }

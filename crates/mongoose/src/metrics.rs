@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{
@@ -16,7 +15,7 @@ use prometheus::proto::{
 };
 
 use crate::event::Event;
-use crate::group::{BATCH_BUCKETS, Control, GroupShared};
+use crate::group::{BATCH_BUCKETS, GroupShared};
 use crate::health::Health;
 use crate::idle::STATE_NAMES;
 use crate::publish::FeedShared;
@@ -24,9 +23,6 @@ use crate::quarantine::{KINDS, Quarantine};
 use crate::queue::{DROP_DETACHED, DROP_LABELS, Policy, SubShared};
 use crate::sink::SinkHandle;
 use crate::sink_agent::SinkAgentStats;
-
-/// How long a scrape waits for a group's latency snapshot.
-pub const LATENCY_SCRAPE_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// A sink and, when agent-hosted, its agent counters.
 pub type SinkSource<E> = (SinkHandle<E>, Option<Arc<SinkAgentStats>>);
@@ -49,6 +45,30 @@ pub struct Sources<E> {
     pub admin: Option<Arc<crate::admin::Admin>>,
     /// Services (`mongoose_service_up`).
     pub services: Vec<Arc<crate::service::ServiceEntry>>,
+    /// Agents other than groups (`feeds`, `sinks`, service agents).
+    pub agents: Vec<(String, Arc<crate::group::AgentStats>)>,
+}
+
+/// The `mongoose_agent_*` samples of one agent into families 1..=5 of `a`.
+fn agent_samples(a: &mut [Fam], name: &str, st: &crate::group::AgentStats) {
+    let l = [("agent", name)];
+    a[1].metrics
+        .push(counter(&l, st.duty_cycles.load(Ordering::Relaxed) as f64));
+    a[2].metrics
+        .push(counter(&l, st.idle_cycles.load(Ordering::Relaxed) as f64));
+    let state = st.state.load(Ordering::Relaxed) as usize;
+    for (i, s) in STATE_NAMES.iter().enumerate() {
+        a[3].metrics.push(gauge(
+            &[("agent", name), ("state", s)],
+            f64::from(u8::from(i == state)),
+        ));
+    }
+    a[4].metrics.push(gauge(
+        &l,
+        st.heartbeat_age_ms.load(Ordering::Relaxed) as f64 / 1e3,
+    ));
+    a[5].metrics
+        .push(gauge(&l, st.core.load(Ordering::Relaxed) as f64));
 }
 
 /// The collector.
@@ -311,6 +331,9 @@ impl<E: Event> MongooseCollector<E> {
             f("mongoose_processor_unrouted_total", c),
             f("mongoose_handler_latency_seconds", MetricType::SUMMARY),
         ];
+        for (name, st) in &self.src.agents {
+            agent_samples(&mut a, name, st);
+        }
         for grp in &self.src.groups {
             let mut cum = 0u64;
             for (i, le) in BATCH_BUCKETS
@@ -323,34 +346,12 @@ impl<E: Event> MongooseCollector<E> {
                 a[0].metrics
                     .push(counter(&[("group", grp.name), ("le", &le)], cum as f64));
             }
-            let l = [("agent", grp.name)];
-            a[1].metrics.push(counter(
-                &l,
-                grp.agent.duty_cycles.load(Ordering::Relaxed) as f64,
-            ));
-            a[2].metrics.push(counter(
-                &l,
-                grp.agent.idle_cycles.load(Ordering::Relaxed) as f64,
-            ));
-            let state = grp.agent.state.load(Ordering::Relaxed) as usize;
-            for (i, name) in STATE_NAMES.iter().enumerate() {
-                a[3].metrics.push(gauge(
-                    &[("agent", grp.name), ("state", name)],
-                    f64::from(u8::from(i == state)),
-                ));
-            }
-            a[4].metrics.push(gauge(
-                &l,
-                grp.agent.heartbeat_age_ms.load(Ordering::Relaxed) as f64 / 1e3,
-            ));
-            a[5].metrics
-                .push(gauge(&l, grp.agent.core.load(Ordering::Relaxed) as f64));
+            agent_samples(&mut a, grp.name, &grp.agent);
             a[6].metrics.push(counter(
                 &[("group", grp.name)],
                 grp.timers_fired.load(Ordering::Relaxed) as f64,
             ));
             let procs = grp.procs.lock().clone();
-            let latency = latency_of(grp);
             for p in procs {
                 let l = [("group", grp.name), ("processor", p.name)];
                 a[7].metrics
@@ -377,31 +378,32 @@ impl<E: Event> MongooseCollector<E> {
                     &[("processor", p.name)],
                     p.unrouted.load(Ordering::Relaxed) as f64,
                 ));
-                if let Some((count, qs)) = latency
+                // Published by the group at each snapshotMs boundary: reading them costs
+                // the group nothing (MNG-R33).
+                let lat: Vec<u64> = p
+                    .latency
                     .iter()
-                    .find(|r| r.name == p.name)
-                    .map(|r| &r.cumulative)
-                {
-                    let mut s = Summary::default();
-                    s.set_quantile(
-                        [0.5, 0.9, 0.99, 0.999]
-                            .iter()
-                            .zip(qs.iter())
-                            .map(|(q, v)| {
-                                let mut qq = Quantile::default();
-                                qq.set_quantile(*q);
-                                qq.set_value(*v as f64 / 1e9);
-                                qq
-                            })
-                            .collect(),
-                    );
-                    s.set_sample_count(*count);
-                    // The histogram keeps no sum; the mean times the count stands in.
-                    s.set_sample_sum(0.0);
-                    let mut m = Metric::from_label(labels(&l));
-                    m.set_summary(s);
-                    a[11].metrics.push(m);
-                }
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .collect();
+                let mut s = Summary::default();
+                s.set_quantile(
+                    [0.5, 0.9, 0.99, 0.999]
+                        .iter()
+                        .zip(&lat[1..5])
+                        .map(|(q, v)| {
+                            let mut qq = Quantile::default();
+                            qq.set_quantile(*q);
+                            qq.set_value(*v as f64 / 1e9);
+                            qq
+                        })
+                        .collect(),
+                );
+                s.set_sample_count(lat[0]);
+                // The histogram keeps no exact sum; its mean times its count stands in.
+                s.set_sample_sum(lat[6] as f64 / 1e9);
+                let mut m = Metric::from_label(labels(&l));
+                m.set_summary(s);
+                a[11].metrics.push(m);
             }
         }
         fams.extend(a);
@@ -526,15 +528,6 @@ impl<E: Event> MongooseCollector<E> {
         fams.push(ad);
         fams
     }
-}
-
-/// A group's latency percentiles, asked of its thread (bounded wait; empty on timeout).
-fn latency_of(g: &GroupShared) -> Vec<crate::group::LatencyRow> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    if !g.send(Control::LatencyStatus(tx)) {
-        return Vec::new();
-    }
-    rx.recv_timeout(LATENCY_SCRAPE_TIMEOUT).unwrap_or_default()
 }
 
 impl<E: Event> Collector for MongooseCollector<E> {

@@ -300,6 +300,8 @@ pub fn to_spec<E: Event>(
         agent_idle: cfg.idle_strategy.into(),
         pipes,
         services,
+        latency_enabled: cfg.latency.enabled,
+        snapshot_ms: cfg.latency.snapshot_ms,
         quarantine_capacity: cfg.quarantine.memory_capacity as usize,
         start_timeout: Duration::from_millis(u64::from(cfg.startup.start_timeout_ms)),
         health: HealthConfig {

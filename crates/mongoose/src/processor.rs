@@ -113,6 +113,9 @@ pub struct GroupCore<E> {
     /// Sinks handed out in init/start (a group sending into a pipe it consumes under
     /// `block` would wait on itself).
     pub(crate) sinks_taken: Vec<String>,
+    /// The last clock read of latency recording (MNG-R21: one read after each call, the
+    /// delta from the previous read is the call's latency).
+    pub(crate) lat_mark: Option<Instant>,
     pub(crate) names: Vec<&'static str>,
     pub(crate) configs: Vec<ConfigMap>,
     /// Subscriptions requested during init/start: (processor, feed index).

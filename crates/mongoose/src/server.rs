@@ -115,6 +115,11 @@ pub struct ServerSpec<E: Event> {
     pub pipes: Vec<(String, String)>,
     /// Services, in declaration order (MNG-R06).
     pub services: Vec<ServiceSpec>,
+    /// `latency.enabled`: record per-processor latency from the start.
+    pub latency_enabled: bool,
+    /// `latency.snapshotMs`: the interval window of `latency.status` and the period of the
+    /// figures scrapes read.
+    pub snapshot_ms: u32,
 }
 
 impl<E: Event> Default for ServerSpec<E> {
@@ -141,6 +146,8 @@ impl<E: Event> Default for ServerSpec<E> {
             agent_idle: crate::idle::IdleStrategy::default(),
             pipes: Vec::new(),
             services: Vec::new(),
+            latency_enabled: true,
+            snapshot_ms: crate::group::DEFAULT_SNAPSHOT_MS,
         }
     }
 }
@@ -557,7 +564,15 @@ impl<E: Event> RunningServer<E> {
                 go: grx,
             };
             match group::spawn(g, env) {
-                Ok((shared, h)) => started.push((shared, h, srx, wtx, gtx)),
+                Ok((shared, h)) => {
+                    shared
+                        .latency_enabled
+                        .store(spec.latency_enabled, Ordering::Relaxed);
+                    shared
+                        .snapshot_ms
+                        .store(spec.snapshot_ms, Ordering::Relaxed);
+                    started.push((shared, h, srx, wtx, gtx))
+                }
                 Err(e) => {
                     failure = Some(StartError {
                         component: format!("group '{name}'"),
@@ -929,6 +944,10 @@ impl<E: Event> RunningServer<E> {
                 source: AgentSource::Stats(stats.clone()),
             });
         }
+        let watched_agents_for_metrics: Vec<(String, Arc<AgentStats>)> = watched_agents
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.clone()))
+            .collect();
         let monitor_stop = Arc::new(AtomicBool::new(false));
         let monitor = crate::health::spawn_monitor(
             health.clone(),
@@ -955,6 +974,7 @@ impl<E: Event> RunningServer<E> {
             health: health.clone(),
             admin: Some(admin.clone()),
             services: services.iter().cloned().collect(),
+            agents: watched_agents_for_metrics,
         });
         if let Err(e) = metrics.registry().register_collector(Box::new(collector)) {
             tracing::error!(error = %e, "metrics collector not registered");

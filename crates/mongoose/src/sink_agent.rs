@@ -198,7 +198,10 @@ pub fn start<E: Event>(
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let deadline_ms = Arc::new(AtomicU64::new(0));
-    let agent = Arc::new(AgentStats::default());
+    let agent = Arc::new(AgentStats {
+        core: std::sync::atomic::AtomicI64::new(-1),
+        ..Default::default()
+    });
     let (s2, d2, a2) = (stop.clone(), deadline_ms.clone(), agent.clone());
     let thread = std::thread::Builder::new()
         .name("sinks".into())

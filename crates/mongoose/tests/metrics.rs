@@ -124,9 +124,26 @@ fn the_exposition_is_valid_and_moves_with_traffic() {
             .join("\n")
     );
     assert_eq!(v("mongoose_ready"), 1.0);
-    assert!(
-        v(r#"mongoose_handler_latency_seconds_count{group="pricing",processor="fwd"}"#) >= 25.0
-    );
+    // Latency figures are published at each snapshotMs boundary (1 s here), so a scrape
+    // never waits on the group: poll until the window that saw the traffic closes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let count = r#"mongoose_handler_latency_seconds_count{group="pricing",processor="fwd"}"#;
+    loop {
+        let now = test_support::sample_value(&srv.metrics_text(), count);
+        if now >= 25.0 {
+            let sum = test_support::sample_value(
+                &srv.metrics_text(),
+                r#"mongoose_handler_latency_seconds_sum{group="pricing",processor="fwd"}"#,
+            );
+            assert!(sum > 0.0, "the summary carries a sum");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "latency count stuck at {now}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for line in text.lines().filter(|l| l.starts_with("mongoose_")) {
         assert!(
             line.contains(r#"{service="mongoose",instance="metrics-srv",build_version=""#),
