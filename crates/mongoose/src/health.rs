@@ -164,11 +164,13 @@ struct Seen {
     changed: Instant,
 }
 
-/// Runs the monitor until `stop`.
+/// Runs the monitor until `stop`; `first_pass` hears once the first check has updated the
+/// state, so a caller can make readiness current before it returns.
 pub fn spawn_monitor(
     health: Arc<Health>,
     watched: Watched,
     stop: Arc<AtomicBool>,
+    first_pass: std::sync::mpsc::SyncSender<()>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("mg-monitor".into())
@@ -284,6 +286,7 @@ pub fn spawn_monitor(
                     st.stale = stale;
                     health.flip(&mut st);
                 }
+                let _ = first_pass.try_send(());
                 // Parked, not slept, so a stopping server can wake it at once.
                 std::thread::park_timeout(cfg.check_interval);
             }

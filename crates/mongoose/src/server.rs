@@ -949,6 +949,9 @@ impl<E: Event> RunningServer<E> {
             .map(|(n, s)| (n.to_string(), s.clone()))
             .collect();
         let monitor_stop = Arc::new(AtomicBool::new(false));
+        // Started before the first check, so readiness never shows a stale `starting`.
+        health.set_started();
+        let (first_tx, first_rx) = sync_channel::<()>(1);
         let monitor = crate::health::spawn_monitor(
             health.clone(),
             crate::health::Watched {
@@ -962,9 +965,11 @@ impl<E: Event> RunningServer<E> {
                 services: services.iter().cloned().collect(),
             },
             monitor_stop.clone(),
+            first_tx,
         )
         .ok();
-        health.set_started();
+        // Readiness is current when start returns (the first check has run).
+        let _ = first_rx.recv_timeout(Duration::from_secs(1));
         let collector = crate::metrics::MongooseCollector::new(crate::metrics::Sources {
             feeds: feeds.clone(),
             subs: subs.clone(),
