@@ -591,6 +591,8 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         next_retry_ns: u64::MAX,
         quarantine: env.quarantine.clone(),
         shared: shared.clone(),
+        error_gates: slots.iter().map(|_| LogGate::default()).collect(),
+        quarantine_gate: LogGate::default(),
     };
     let mut idler = Idler::new(spec.idle);
     let mut start_at = 0usize;
@@ -701,6 +703,38 @@ struct Loop<E> {
     next_retry_ns: u64,
     quarantine: Arc<Quarantine>,
     shared: Arc<GroupShared>,
+    /// `processor_error` lines: at most one per second per processor (§5.2).
+    error_gates: Vec<LogGate>,
+    /// `event_quarantined` lines: at most one per second per group.
+    quarantine_gate: LogGate,
+}
+
+/// Lets a log line through at most once per period and counts the ones it held back; only
+/// failure paths consult it, so its clock read costs the hot path nothing.
+#[derive(Default)]
+struct LogGate {
+    last: std::cell::Cell<Option<Instant>>,
+    suppressed: std::cell::Cell<u64>,
+}
+
+/// The period of [`LogGate`]s.
+const LOG_GATE_PERIOD: Duration = Duration::from_secs(1);
+
+impl LogGate {
+    /// Some(lines suppressed since the last one) when this line may be written.
+    fn pass(&self) -> Option<u64> {
+        let now = Instant::now();
+        match self.last.get() {
+            Some(t) if now.duration_since(t) < LOG_GATE_PERIOD => {
+                self.suppressed.set(self.suppressed.get() + 1);
+                None
+            }
+            _ => {
+                self.last.set(Some(now));
+                Some(self.suppressed.replace(0))
+            }
+        }
+    }
 }
 
 impl<E: Event> Loop<E> {
@@ -742,14 +776,17 @@ impl<E: Event> Loop<E> {
             truncated: false,
         }
         .bound_payload();
-        tracing::warn!(
-            kind = kind.as_str(),
-            feed = env.feed,
-            seq = env.seq,
-            group = self.shared.name,
-            processor = proc,
-            "event_quarantined"
-        );
+        if let Some(suppressed) = self.quarantine_gate.pass() {
+            tracing::warn!(
+                kind = kind.as_str(),
+                feed = env.feed,
+                seq = env.seq,
+                group = self.shared.name,
+                processor = proc,
+                suppressed,
+                "event_quarantined"
+            );
+        }
         self.quarantine.put(rec);
     }
 
@@ -799,6 +836,32 @@ impl<E: Event> Loop<E> {
         }
     }
 
+    /// `processor_error` (§5.2), gated per processor.
+    fn log_error(
+        &self,
+        slots: &[Slot<E>],
+        proc: u32,
+        env: &Envelope<E>,
+        attempt: u32,
+        panic: bool,
+        error: &str,
+    ) {
+        let Some(suppressed) = self.error_gates.get(proc as usize).and_then(LogGate::pass) else {
+            return;
+        };
+        tracing::warn!(
+            group = self.shared.name,
+            processor = slots[proc as usize].stats.name,
+            feed = env.feed,
+            seq = env.seq,
+            attempt,
+            kind = if panic { "panic" } else { "error" },
+            error,
+            suppressed,
+            "processor_error"
+        );
+    }
+
     fn fail(
         &mut self,
         slots: &[Slot<E>],
@@ -808,8 +871,7 @@ impl<E: Event> Loop<E> {
         panic: bool,
         now_ns: u64,
     ) {
-        let stats = &slots[proc as usize].stats;
-        tracing::warn!(group = self.shared.name, processor = stats.name, feed = env.feed, seq = env.seq, attempt = 1, kind = if panic { "panic" } else { "error" }, error = %error, "processor_error");
+        self.log_error(slots, proc, &env, 1, panic, &error);
         let r = Retry {
             env,
             proc,
@@ -859,6 +921,7 @@ impl<E: Event> Loop<E> {
                 Ok(()) => {}
                 Err((e, panic)) => {
                     r.attempt += 1;
+                    self.log_error(slots, r.proc, &r.env, r.attempt, panic, &e);
                     r.error = e;
                     r.panic = panic;
                     if r.attempt > u32::from(self.retry_policy.max_retries) {

@@ -18,7 +18,10 @@ use parking_lot::Mutex;
 
 use crate::group::{AgentStats, GroupShared, PROC_RUNNING};
 use crate::publish::FeedShared;
-use crate::queue::{DISCONNECTED, SubShared};
+use crate::queue::{DISCONNECTED, DROP_LABELS, SubShared};
+
+/// `backpressure_drops` is logged at most once per (feed, group, policy) per this period.
+pub const BACKPRESSURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Health settings (`health.*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +181,8 @@ pub fn spawn_monitor(
             let mut seen: HashMap<&'static str, Seen> = HashMap::new();
             let mut backlog: BTreeSet<String> = BTreeSet::new();
             let mut stale_logged: BTreeSet<String> = BTreeSet::new();
+            // Per (subscription, drop label): drops already reported, and when.
+            let mut drops_logged: HashMap<(usize, usize), (u64, Instant)> = HashMap::new();
             while !stop.load(Ordering::Acquire) {
                 let now = Instant::now();
                 let cfg = health.config();
@@ -255,6 +260,28 @@ pub fn spawn_monitor(
                 for (f, critical) in &watched.feeds {
                     if *critical && !f.connected.load(Ordering::Acquire) {
                         missing.insert(format!("feed:{}", f.name));
+                    }
+                }
+                for (si, s) in watched.subs.iter().enumerate() {
+                    for (pi, policy) in DROP_LABELS.iter().enumerate().skip(1) {
+                        let total = s.drops(pi);
+                        let (reported, at) = match drops_logged.get(&(si, pi)) {
+                            Some((n, t)) => (*n, Some(*t)),
+                            None => (0, None),
+                        };
+                        let due =
+                            at.is_none_or(|t| now.duration_since(t) >= BACKPRESSURE_LOG_EVERY);
+                        if total > reported && due {
+                            tracing::warn!(
+                                feed = s.feed,
+                                group = s.group,
+                                policy,
+                                count = total - reported,
+                                window_s = BACKPRESSURE_LOG_EVERY.as_secs(),
+                                "backpressure_drops"
+                            );
+                            drops_logged.insert((si, pi), (total, now));
+                        }
                     }
                 }
                 for s in &watched.subs {

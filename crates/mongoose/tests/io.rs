@@ -1402,3 +1402,106 @@ fn sigterm_under_load_loses_no_acked_line() {
         );
     }
 }
+
+// §5.2: `backpressure_drops` (at most one per feed/group/policy per 10 s, with the count),
+// and `processor_error` / `event_quarantined` at most one per second with a `suppressed`
+// count, so a flood of failures cannot flood the log.
+#[test]
+fn failure_log_lines_are_gated_and_count_what_they_held_back() {
+    let dir = test_support::temp_dir("mg-io-gates");
+    let port = free_port();
+    let yaml = format!(
+        "name: io-gates
+admin:
+  address: 127.0.0.1:0
+retry:
+  maxRetries: 0
+eventFeeds:
+  - name: lines
+    type: tcp
+    queueCapacity: 16
+    backpressure: drop-newest
+    config: {{address: '127.0.0.1:{port}'}}
+eventSinks:
+  - name: out
+    type: memory
+eventHandlers:
+  - agentName: g1
+    idleStrategy: sleeping-millis
+    processors:
+      need:
+        type: map
+        feeds: [lines]
+        config: {{fields: {{x: x}}, missing: error, to: out}}
+"
+    );
+    let mut srv = Server::start(&dir, &yaml);
+    let admin = srv.admin_addr();
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut burst = String::new();
+    for i in 0..5000 {
+        burst.push_str(&format!("{{\"n\":{i}}}\n"));
+    }
+    c.write_all(burst.as_bytes()).unwrap();
+    c.flush().unwrap();
+    wait_until("5000 published", || {
+        metric(admin, r#"mongoose_feed_published_total{feed="lines"}"#) >= 5000.0
+    });
+    let dropped = metric(
+        admin,
+        r#"mongoose_feed_dropped_total{feed="lines",group="g1",policy="drop-newest"}"#,
+    );
+    assert!(dropped > 0.0, "a 16-slot queue under a burst drops");
+    let drops = srv.wait_log("backpressure_drops", |v| {
+        v["message"] == "backpressure_drops"
+    });
+    assert_eq!(drops["level"], "WARN");
+    assert_eq!(
+        (drops["feed"].clone(), drops["group"].clone()),
+        (json!("lines"), json!("g1"))
+    );
+    assert_eq!(drops["policy"], "drop-newest");
+    assert_eq!(drops["window_s"], 10);
+    assert!(drops["count"].as_u64().unwrap() >= 1, "{drops}");
+    // Every consumed event failed (no `x`) and was quarantined at once (maxRetries 0).
+    let consumed = metric(
+        admin,
+        r#"mongoose_queue_consumed_total{feed="lines",group="g1"}"#,
+    );
+    wait_until("all consumed events quarantined", || {
+        metric(admin, r#"mongoose_quarantined_total{kind="error"}"#) >= consumed
+    });
+    assert!(consumed >= 2.0, "enough failures to show the gate: {consumed}");
+    let errors = srv.logs_where(|v| v["message"] == "processor_error");
+    let quarantined = srv.logs_where(|v| v["message"] == "event_quarantined");
+    assert!(!errors.is_empty() && !quarantined.is_empty());
+    assert!(
+        (errors.len() as f64) < consumed,
+        "{} processor_error lines for {consumed} failures",
+        errors.len()
+    );
+    for e in &errors {
+        for k in [
+            "group",
+            "processor",
+            "feed",
+            "seq",
+            "attempt",
+            "kind",
+            "error",
+            "suppressed",
+        ] {
+            assert!(e.get(k).is_some(), "processor_error lacks {k}: {e}");
+        }
+    }
+    assert_eq!(errors[0]["attempt"], 1);
+    assert!(quarantined.iter().all(|q| q.get("suppressed").is_some()));
+    // Later lines (if the run spanned more than a second) report what was held back.
+    let total: u64 = errors
+        .iter()
+        .map(|e| 1 + e["suppressed"].as_u64().unwrap())
+        .sum();
+    assert!(total <= consumed as u64, "{total} > {consumed}");
+    srv.signal(15);
+    assert_eq!(srv.wait_exit(), Some(0));
+}
