@@ -217,13 +217,15 @@ pub fn reconnect_backoff(failures: u32) -> Duration {
 /// calls each feed's `stop`.
 pub fn spawn_agent<E: Event>(
     mut feeds: Vec<(Box<dyn AgentFeed<E>>, FeedOut<E>)>,
-    idle: crate::idle::IdleStrategy,
+    placement: &crate::server::AgentPlacement,
     stats: Arc<crate::group::AgentStats>,
     stop: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (name, idle, core) = (placement.agent.clone(), placement.idle, placement.core);
     std::thread::Builder::new()
-        .name("feeds".into())
+        .name(name.chars().take(15).collect())
         .spawn(move || {
+            crate::idle::pin_current(&name, core, &stats.core);
             let mut idler = crate::idle::Idler::new(idle);
             let mut failed = vec![false; feeds.len()];
             while !stop.is_cancelled() {

@@ -64,6 +64,25 @@ impl Default for IdleStrategy {
     }
 }
 
+/// Pins the calling thread to `core` (if any), records the result in `core_cell`
+/// (-1 when unpinned) and logs `pinning` (INFO when it held, WARN when not).
+pub fn pin_current(agent: &str, core: Option<usize>, core_cell: &std::sync::atomic::AtomicI64) {
+    let Some(core) = core else {
+        core_cell.store(-1, std::sync::atomic::Ordering::Relaxed);
+        return;
+    };
+    let ok = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+    core_cell.store(
+        if ok { core as i64 } else { -1 },
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    if ok {
+        tracing::info!(agent, core, ok, "pinning");
+    } else {
+        tracing::warn!(agent, core, ok, "pinning");
+    }
+}
+
 impl IdleStrategy {
     /// The config name.
     pub fn name(&self) -> &'static str {

@@ -14,7 +14,7 @@ use crate::feed::{FeedEnv, RunsOn};
 use crate::group::{GroupSpec, ProcSpec};
 use crate::health::HealthConfig;
 use crate::registry::Registry;
-use crate::server::{FeedSource, FeedSpec, ServerSpec};
+use crate::server::{AgentPlacement, FeedSource, FeedSpec, ServerSpec};
 use crate::service::ServiceSpec;
 use crate::sink_agent::{SinkEnv, SinkSpec};
 
@@ -237,6 +237,40 @@ pub fn to_spec<E: Event>(
             factory: Box::new(move || build(&config)),
         });
     }
+    // Where agent-run feeds and hosted sinks run (entry idleStrategy, else the agent's
+    // agentThreads entry, else top level; the agent's core from agentThreads). Entries
+    // sharing an agent share its thread, so the first entry's strategy is the agent's.
+    let place = |agent: &str, idle: Option<crate::config::IdleStrategyConfig>| {
+        let thread = cfg.agent_threads.iter().find(|t| t.agent_name == agent);
+        AgentPlacement {
+            agent: agent.to_string(),
+            idle: idle
+                .or_else(|| thread.and_then(|t| t.idle_strategy))
+                .unwrap_or(cfg.idle_strategy)
+                .into(),
+            core: thread.and_then(|t| t.core_id),
+        }
+    };
+    let mut placements = HashMap::new();
+    for f in &cfg.event_feeds {
+        if reg
+            .feed(&f.type_name)
+            .is_some_and(|t| t.runs_on == RunsOn::Agent)
+        {
+            placements.insert(
+                f.name.clone(),
+                place(f.effective_agent_name(), f.idle_strategy),
+            );
+        }
+    }
+    for sk in &cfg.event_sinks {
+        if sk.type_name != "memory" {
+            placements.insert(
+                sk.name.clone(),
+                place(sk.effective_agent_name(), sk.idle_strategy),
+            );
+        }
+    }
     let mut processor_types = HashMap::new();
     for g in &cfg.event_handlers {
         for p in &g.processors {
@@ -299,6 +333,7 @@ pub fn to_spec<E: Event>(
         processor_types,
         agent_idle: cfg.idle_strategy.into(),
         pipes,
+        placements,
         services,
         latency_enabled: cfg.latency.enabled,
         snapshot_ms: cfg.latency.snapshot_ms,

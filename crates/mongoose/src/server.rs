@@ -110,6 +110,9 @@ pub struct ServerSpec<E: Event> {
     pub processor_types: HashMap<String, String>,
     /// Idle strategy of the `feeds` and `sinks` agents.
     pub agent_idle: crate::idle::IdleStrategy,
+    /// Where agent-run feeds and hosted sinks run, by their name; the default is the
+    /// `feeds` / `sinks` agent with `agent_idle` and no pinning.
+    pub placements: HashMap<String, AgentPlacement>,
     /// Pipes (MNG-R28): (feed, sink) name pairs; the feed must be in `feeds` and
     /// multi-producer.
     pub pipes: Vec<(String, String)>,
@@ -145,11 +148,23 @@ impl<E: Event> Default for ServerSpec<E> {
             processor_types: HashMap::new(),
             agent_idle: crate::idle::IdleStrategy::default(),
             pipes: Vec::new(),
+            placements: HashMap::new(),
             services: Vec::new(),
             latency_enabled: true,
             snapshot_ms: crate::group::DEFAULT_SNAPSHOT_MS,
         }
     }
+}
+
+/// Which agent thread hosts a feed or sink, with that agent's idle strategy and core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPlacement {
+    /// Agent (and thread) name.
+    pub agent: String,
+    /// Its idle strategy.
+    pub idle: crate::idle::IdleStrategy,
+    /// The core it pins itself to, if any.
+    pub core: Option<usize>,
 }
 
 /// Connects one feed instance (its config already bound in).
@@ -274,7 +289,7 @@ pub struct RunningServer<E: Event> {
     sinks: Arc<HashMap<String, SinkHandle<E>>>,
     quarantine: Arc<Quarantine>,
     stopped: AtomicBool,
-    sink_agent: Mutex<Option<crate::sink_agent::SinkAgent>>,
+    sink_agents: Mutex<Vec<crate::sink_agent::SinkAgent>>,
     health: Arc<crate::health::Health>,
     metrics: Arc<ron_metrics::Metrics>,
     monitor_stop: Arc<AtomicBool>,
@@ -423,32 +438,67 @@ impl<E: Event> RunningServer<E> {
             .collect();
         let mut sink_stats: Vec<crate::metrics::SinkSource<E>> =
             sink_map.values().map(|h| (h.clone(), None)).collect();
-        let sink_agent = match (spec.sinks.is_empty(), &io) {
-            (false, Some(io)) => {
+        let placement_of = |name: &str, default_agent: &str| {
+            spec.placements
+                .get(name)
+                .cloned()
+                .unwrap_or(AgentPlacement {
+                    agent: default_agent.into(),
+                    idle: spec.agent_idle,
+                    core: None,
+                })
+        };
+        // Hosted sinks, one agent per placement, in first-use order (so the agent hosting
+        // the quarantine sink, moved last, also drains last).
+        let mut by_agent: Vec<(AgentPlacement, Vec<crate::sink_agent::SinkSpec<E>>)> = Vec::new();
+        for sk in spec.sinks {
+            let pl = placement_of(&sk.name, "sinks");
+            match by_agent.iter_mut().find(|(p, _)| p.agent == pl.agent) {
+                Some((_, v)) => v.push(sk),
+                None => by_agent.push((pl, vec![sk])),
+            }
+        }
+        if let Some(q) = &spec.quarantine_sink
+            && let Some(i) = by_agent
+                .iter()
+                .position(|(_, v)| v.iter().any(|s| s.name == *q))
+        {
+            let last = by_agent.remove(i);
+            by_agent.push(last);
+        }
+        let mut sink_agents: Vec<(AgentPlacement, crate::sink_agent::SinkAgent, Vec<String>)> =
+            Vec::new();
+        let stop_sink_agents =
+            |agents: Vec<(AgentPlacement, crate::sink_agent::SinkAgent, Vec<String>)>| {
+                for (_, mut a, _) in agents.into_iter().rev() {
+                    a.shutdown(Duration::ZERO);
+                }
+            };
+        if let Some(io) = &io {
+            for (pl, specs) in by_agent {
                 let env = crate::sink_agent::SinkEnv {
                     name: "",
                     server,
                     connect_timeout: spec.connect_timeout,
                     io: io.clone(),
                 };
-                match crate::sink_agent::start(
-                    spec.sinks,
-                    &env,
-                    spec.agent_idle,
-                    quarantine.clone(),
-                ) {
+                match crate::sink_agent::start(specs, &env, &pl, quarantine.clone()) {
                     Ok((agent, hosted)) => {
+                        let mut names = Vec::new();
                         for (h, st) in hosted {
+                            names.push(h.name().to_string());
                             sink_map.insert(h.name().to_string(), h.clone());
                             sink_stats.push((h, Some(st)));
                         }
-                        Some(agent)
+                        sink_agents.push((pl, agent, names));
                     }
-                    Err(e) => fail!(partial, e),
+                    Err(e) => {
+                        stop_sink_agents(sink_agents);
+                        fail!(partial, e)
+                    }
                 }
             }
-            _ => None,
-        };
+        }
         for (_, sink) in &spec.pipes {
             let h = SinkHandle::pipe(leak(sink));
             sink_stats.push((h.clone(), None));
@@ -467,11 +517,7 @@ impl<E: Event> RunningServer<E> {
             }
         }
         let sinks: Arc<HashMap<String, SinkHandle<E>>> = Arc::new(sink_map);
-        let stop_sinks = |agent: Option<crate::sink_agent::SinkAgent>| {
-            if let Some(mut a) = agent {
-                a.shutdown(Duration::ZERO);
-            }
-        };
+
         // Step 5: services, in declaration order: init, then start.
         let mut services: Vec<Arc<ServiceEntry>> = Vec::new();
         let mut service_agents: Vec<(String, crate::idle::IdleStrategy)> = Vec::new();
@@ -517,7 +563,7 @@ impl<E: Event> RunningServer<E> {
                 }
                 Err((e, _)) if sv.critical => {
                     stop_services(&services);
-                    stop_sinks(sink_agent);
+                    stop_sink_agents(sink_agents);
                     fail!(
                         partial,
                         StartError {
@@ -649,7 +695,7 @@ impl<E: Event> RunningServer<E> {
         if let Some(f) = failure {
             stop_groups(started);
             stop_services(&services);
-            stop_sinks(sink_agent);
+            stop_sink_agents(sink_agents);
             fail!(partial, f);
         }
         // Queues: one per (feed, subscribing group).
@@ -786,7 +832,7 @@ impl<E: Event> RunningServer<E> {
             drop(runners);
             stop_groups(started);
             stop_services(&services);
-            stop_sinks(sink_agent);
+            stop_sink_agents(sink_agents);
             fail!(partial, f);
         }
         let mut groups = Vec::new();
@@ -831,25 +877,28 @@ impl<E: Event> RunningServer<E> {
                 }
             }
         }
-        let feeds_agent_stats = Arc::new(AgentStats {
-            core: std::sync::atomic::AtomicI64::new(-1),
-            ..Default::default()
-        });
-        let mut agent_feeds = Vec::new();
-        let mut agent_feed_names = Vec::new();
+        // Agent-run feeds, grouped by the agent their placement names.
+        type AgentFeeds<E> = Vec<(Box<dyn crate::feed::AgentFeed<E>>, FeedOut<E>)>;
+        let mut feed_agents: Vec<(AgentPlacement, AgentFeeds<E>, Vec<String>)> = Vec::new();
         let mut feed_threads = Vec::new();
         let mut io_done = Vec::new();
         for (kind, runner, out) in runners {
             let name = out.name();
-            let hosted_by: &str = match &runner {
-                FeedRunner::Agent(_) => "feeds",
-                FeedRunner::Thread(_) => name,
-                FeedRunner::Io(_) => "io",
+            let pl = placement_of(name, "feeds");
+            let hosted_by: String = match &runner {
+                FeedRunner::Agent(_) => pl.agent.clone(),
+                FeedRunner::Thread(_) => name.to_string(),
+                FeedRunner::Io(_) => "io".into(),
             };
             match runner {
                 FeedRunner::Agent(f) => {
-                    agent_feed_names.push(name.to_string());
-                    agent_feeds.push((f, out));
+                    match feed_agents.iter_mut().find(|(p, ..)| p.agent == pl.agent) {
+                        Some((_, v, names)) => {
+                            v.push((f, out));
+                            names.push(name.to_string());
+                        }
+                        None => feed_agents.push((pl, vec![(f, out)], vec![name.to_string()])),
+                    }
                 }
                 FeedRunner::Thread(run) => {
                     match std::thread::Builder::new()
@@ -879,19 +928,24 @@ impl<E: Event> RunningServer<E> {
             tracing::info!(
                 component = name,
                 kind,
-                agent = hosted_by,
+                agent = %hosted_by,
                 "component_started"
             );
         }
-        if !agent_feeds.is_empty() {
-            match crate::feed::spawn_agent(
-                agent_feeds,
-                spec.agent_idle,
-                feeds_agent_stats.clone(),
-                partial.feeds_stop.clone(),
-            ) {
-                Ok(h) => feed_threads.push(h),
-                Err(e) => tracing::error!(error = %e, "feeds agent did not start"),
+        let mut feed_agent_info: Vec<(AgentPlacement, Arc<AgentStats>, Vec<String>)> = Vec::new();
+        for (pl, hosted, names) in feed_agents {
+            let stats = Arc::new(AgentStats {
+                core: std::sync::atomic::AtomicI64::new(-1),
+                ..Default::default()
+            });
+            match crate::feed::spawn_agent(hosted, &pl, stats.clone(), partial.feeds_stop.clone()) {
+                Ok(h) => {
+                    feed_threads.push(h);
+                    feed_agent_info.push((pl, stats, names));
+                }
+                Err(e) => {
+                    tracing::error!(agent = %pl.agent, error = %e, "feeds agent did not start")
+                }
             }
         }
         let mut watched_agents: Vec<(&'static str, Arc<AgentStats>)> = Vec::new();
@@ -905,27 +959,23 @@ impl<E: Event> RunningServer<E> {
                 source: AgentSource::Group(g.clone()),
             })
             .collect();
-        if !agent_feed_names.is_empty() {
-            watched_agents.push(("feeds", feeds_agent_stats.clone()));
+        for (pl, stats, names) in feed_agent_info {
+            watched_agents.push((leak(&pl.agent), stats.clone()));
             agents.push(AgentInfo {
-                name: "feeds".into(),
+                name: pl.agent.clone(),
                 role: "feeds",
-                idle_strategy: spec.agent_idle.name(),
-                hosts: agent_feed_names,
-                source: AgentSource::Stats(feeds_agent_stats),
+                idle_strategy: pl.idle.name(),
+                hosts: names,
+                source: AgentSource::Stats(stats),
             });
         }
-        if let Some(a) = &sink_agent {
-            watched_agents.push(("sinks", a.agent.clone()));
+        for (pl, a, names) in &sink_agents {
+            watched_agents.push((leak(&pl.agent), a.agent.clone()));
             agents.push(AgentInfo {
-                name: "sinks".into(),
+                name: pl.agent.clone(),
                 role: "sinks",
-                idle_strategy: spec.agent_idle.name(),
-                hosts: sink_stats
-                    .iter()
-                    .filter(|(_, st)| st.is_some())
-                    .map(|(h, _)| h.name().to_string())
-                    .collect(),
+                idle_strategy: pl.idle.name(),
+                hosts: names.clone(),
                 source: AgentSource::Stats(a.agent.clone()),
             });
         }
@@ -1017,7 +1067,7 @@ impl<E: Event> RunningServer<E> {
             sinks,
             quarantine,
             stopped: AtomicBool::new(false),
-            sink_agent: Mutex::new(sink_agent),
+            sink_agents: Mutex::new(sink_agents.into_iter().map(|(_, a, _)| a).collect()),
             health,
             metrics,
             monitor_stop,
@@ -1280,7 +1330,7 @@ impl<E: Event> RunningServer<E> {
         }
         stop_services(&self.services);
         // Sinks last: they drain what the groups forwarded, within what is left.
-        if let Some(mut a) = self.sink_agent.lock().take() {
+        for mut a in self.sink_agents.lock().drain(..) {
             a.shutdown(d.saturating_duration_since(Instant::now()));
         }
         for s in self.sinks.values() {

@@ -128,9 +128,12 @@ pub struct SinkAgent {
 pub fn start<E: Event>(
     specs: Vec<SinkSpec<E>>,
     env: &SinkEnv,
-    idle: IdleStrategy,
+    placement: &crate::server::AgentPlacement,
     quarantine: Arc<Quarantine>,
 ) -> Result<(SinkAgent, Vec<HostedSink<E>>), StartError> {
+    let idle = placement.idle;
+    let agent_name = placement.agent.clone();
+    let core = placement.core;
     let server = env.server;
     let mut hosted: Vec<Hosted<E>> = Vec::new();
     for spec in specs {
@@ -181,7 +184,7 @@ pub fn start<E: Event>(
         tracing::info!(
             component = name,
             kind = "sink",
-            agent = "sinks",
+            agent = %agent_name,
             "component_started"
         );
         hosted.push(Hosted {
@@ -203,11 +206,16 @@ pub fn start<E: Event>(
         ..Default::default()
     });
     let (s2, d2, a2) = (stop.clone(), deadline_ms.clone(), agent.clone());
+    let thread_name: String = agent_name.chars().take(15).collect();
+    let pin_name = agent_name.clone();
     let thread = std::thread::Builder::new()
-        .name("sinks".into())
-        .spawn(move || run(hosted, server, idle, quarantine, s2, d2, a2))
+        .name(thread_name)
+        .spawn(move || {
+            crate::idle::pin_current(&pin_name, core, &a2.core);
+            run(hosted, server, idle, quarantine, s2, d2, a2)
+        })
         .map_err(|e| StartError {
-            component: "agent 'sinks'".into(),
+            component: format!("agent '{agent_name}'"),
             error: e.to_string(),
         })?;
     Ok((

@@ -1471,7 +1471,10 @@ eventHandlers:
     wait_until("all consumed events quarantined", || {
         metric(admin, r#"mongoose_quarantined_total{kind="error"}"#) >= consumed
     });
-    assert!(consumed >= 2.0, "enough failures to show the gate: {consumed}");
+    assert!(
+        consumed >= 2.0,
+        "enough failures to show the gate: {consumed}"
+    );
     let errors = srv.logs_where(|v| v["message"] == "processor_error");
     let quarantined = srv.logs_where(|v| v["message"] == "event_quarantined");
     assert!(!errors.is_empty() && !quarantined.is_empty());
@@ -1502,6 +1505,89 @@ eventHandlers:
         .map(|e| 1 + e["suppressed"].as_u64().unwrap())
         .sum();
     assert!(total <= consumed as u64, "{total} > {consumed}");
+    srv.signal(15);
+    assert_eq!(srv.wait_exit(), Some(0));
+}
+
+// §2.3: feeds and sinks run on the agent their `agentName` names (default `feeds` /
+// `sinks`), with that agent's idle strategy from `agentThreads` unless the entry sets one.
+#[test]
+fn feeds_and_sinks_run_on_their_named_agents_with_their_idle_strategies() {
+    let dir = test_support::temp_dir("mg-io-agents");
+    let out = dir.join("out.jsonl");
+    let yaml = format!(
+        "name: io-agents
+admin:
+  address: 127.0.0.1:0
+agentThreads:
+  - agentName: ticker
+    idleStrategy: sleeping-millis
+eventFeeds:
+  - name: ticks
+    type: timer
+    agentName: ticker
+    config: {{intervalMs: 10, count: 5}}
+  - name: more
+    type: timer
+    config: {{intervalMs: 10, count: 5}}
+eventSinks:
+  - name: out
+    type: file
+    agentName: writer
+    idleStrategy: yielding
+    config: {{path: {out}, flushEveryMs: 0}}
+eventHandlers:
+  - agentName: g1
+    idleStrategy: sleeping-millis
+    processors:
+      keep:
+        type: filter
+        feeds: [ticks, more]
+        config: {{field: tick, op: exists, to: out}}
+",
+        out = out.display()
+    );
+    let mut srv = Server::start(&dir, &yaml);
+    let admin = srv.admin_addr();
+    wait_file_lines(&out, 10);
+    let agents = admin_cmd(admin, "agents");
+    let find = |name: &str| {
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no agent {name}: {agents}"))
+            .clone()
+    };
+    let ticker = find("ticker");
+    assert_eq!(
+        (
+            ticker["role"].clone(),
+            ticker["idle_strategy"].clone(),
+            ticker["hosts"].clone()
+        ),
+        (json!("feeds"), json!("sleeping-millis"), json!(["ticks"]))
+    );
+    let feeds = find("feeds");
+    assert_eq!(feeds["hosts"], json!(["more"]));
+    assert_eq!(feeds["idle_strategy"], "backoff");
+    let writer = find("writer");
+    assert_eq!(
+        (
+            writer["role"].clone(),
+            writer["idle_strategy"].clone(),
+            writer["hosts"].clone()
+        ),
+        (json!("sinks"), json!("yielding"), json!(["out"]))
+    );
+    assert_eq!(writer["core"], Value::Null, "not pinned");
+    assert!(metric(admin, r#"mongoose_agent_duty_cycles_total{agent="ticker"}"#) > 0.0);
+    assert!(metric(admin, r#"mongoose_agent_duty_cycles_total{agent="writer"}"#) > 0.0);
+    assert_eq!(
+        metric(admin, r#"mongoose_agent_core{agent="writer"}"#),
+        -1.0
+    );
     srv.signal(15);
     assert_eq!(srv.wait_exit(), Some(0));
 }
