@@ -213,30 +213,6 @@ pub fn to_spec<E: Event>(
             connect: Box::new(move |env: &FeedEnv| build(&config, env)),
         });
     }
-    let mut services = Vec::new();
-    for sv in &cfg.services {
-        let build = reg
-            .service(&sv.type_name)
-            .expect("checked above")
-            .build
-            .clone();
-        let config = sv.config.clone();
-        let agent = sv.agent_name.as_ref().map(|a| {
-            let thread = cfg.agent_threads.iter().find(|t| t.agent_name == *a);
-            let idle = sv
-                .idle_strategy
-                .or_else(|| thread.and_then(|t| t.idle_strategy))
-                .unwrap_or(cfg.idle_strategy);
-            (a.clone(), idle.into())
-        });
-        services.push(ServiceSpec {
-            name: sv.name.clone(),
-            type_name: sv.type_name.clone(),
-            critical: sv.critical,
-            agent,
-            factory: Box::new(move || build(&config)),
-        });
-    }
     // Where agent-run feeds and hosted sinks run (entry idleStrategy, else the agent's
     // agentThreads entry, else top level; the agent's core from agentThreads). Entries
     // sharing an agent share its thread, so the first entry's strategy is the agent's.
@@ -251,6 +227,23 @@ pub fn to_spec<E: Event>(
             core: thread.and_then(|t| t.core_id),
         }
     };
+    let mut services = Vec::new();
+    for sv in &cfg.services {
+        let build = reg
+            .service(&sv.type_name)
+            .expect("checked above")
+            .build
+            .clone();
+        let config = sv.config.clone();
+        let agent = sv.agent_name.as_ref().map(|a| place(a, sv.idle_strategy));
+        services.push(ServiceSpec {
+            name: sv.name.clone(),
+            type_name: sv.type_name.clone(),
+            critical: sv.critical,
+            agent,
+            factory: Box::new(move || build(&config)),
+        });
+    }
     let mut placements = HashMap::new();
     for f in &cfg.event_feeds {
         if reg

@@ -226,15 +226,16 @@ fn stop_services(services: &[Arc<ServiceEntry>]) {
 /// An agent thread running `do_work` of its services every duty cycle until `stop`; a
 /// service whose `do_work` panics is marked failed and no longer driven (MNG-R20).
 fn spawn_service_agent(
-    name: &str,
+    placement: &AgentPlacement,
     hosted: Vec<Arc<ServiceEntry>>,
-    idle: crate::idle::IdleStrategy,
     stats: Arc<AgentStats>,
     stop: CancellationToken,
 ) -> std::io::Result<JoinHandle<()>> {
+    let (name, idle, core) = (placement.agent.clone(), placement.idle, placement.core);
     std::thread::Builder::new()
         .name(name.chars().take(15).collect())
         .spawn(move || {
+            crate::idle::pin_current(&name, core, &stats.core);
             let mut idler = crate::idle::Idler::new(idle);
             while !stop.is_cancelled() {
                 let mut work = 0usize;
@@ -520,7 +521,7 @@ impl<E: Event> RunningServer<E> {
 
         // Step 5: services, in declaration order: init, then start.
         let mut services: Vec<Arc<ServiceEntry>> = Vec::new();
-        let mut service_agents: Vec<(String, crate::idle::IdleStrategy)> = Vec::new();
+        let mut service_agents: Vec<AgentPlacement> = Vec::new();
         for sv in spec.services {
             let built: Result<
                 crate::service::ServiceHandle,
@@ -546,9 +547,9 @@ impl<E: Event> RunningServer<E> {
             };
             match built {
                 Ok(handle) => {
-                    tracing::info!(component = %sv.name, kind = %sv.type_name, agent = sv.agent.as_ref().map(|a| a.0.as_str()), "component_started");
+                    tracing::info!(component = %sv.name, kind = %sv.type_name, agent = sv.agent.as_ref().map(|a| a.agent.as_str()), "component_started");
                     if let Some(a) = &sv.agent
-                        && !service_agents.iter().any(|(n, _)| *n == a.0)
+                        && !service_agents.iter().any(|p| p.agent == a.agent)
                     {
                         service_agents.push(a.clone());
                     }
@@ -556,7 +557,7 @@ impl<E: Event> RunningServer<E> {
                         name: sv.name,
                         type_name: sv.type_name,
                         critical: sv.critical,
-                        agent: sv.agent.map(|a| a.0),
+                        agent: sv.agent.map(|a| a.agent),
                         handle,
                         state: AtomicU8::new(SERVICE_STARTED),
                     }));
@@ -857,7 +858,8 @@ impl<E: Event> RunningServer<E> {
         let mut service_threads = Vec::new();
         let mut service_agent_stats: Vec<(String, Arc<AgentStats>, crate::idle::IdleStrategy)> =
             Vec::new();
-        for (agent, idle) in service_agents {
+        for pl in service_agents {
+            let (agent, idle) = (pl.agent.clone(), pl.idle);
             let hosted: Vec<Arc<ServiceEntry>> = services
                 .iter()
                 .filter(|s| s.agent.as_deref() == Some(agent.as_str()))
@@ -867,7 +869,7 @@ impl<E: Event> RunningServer<E> {
                 core: std::sync::atomic::AtomicI64::new(-1),
                 ..Default::default()
             });
-            match spawn_service_agent(&agent, hosted, idle, stats.clone(), services_stop.clone()) {
+            match spawn_service_agent(&pl, hosted, stats.clone(), services_stop.clone()) {
                 Ok(h) => {
                     service_threads.push(h);
                     service_agent_stats.push((agent, stats, idle));

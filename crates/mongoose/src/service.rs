@@ -130,8 +130,8 @@ pub struct ServiceSpec {
     pub type_name: String,
     /// A failing `init`/`start` aborts startup.
     pub critical: bool,
-    /// The agent that runs its `do_work`, and that agent's idle strategy.
-    pub agent: Option<(String, crate::idle::IdleStrategy)>,
+    /// The agent that runs its `do_work`, with that agent's idle strategy and core.
+    pub agent: Option<crate::server::AgentPlacement>,
     /// Builds it.
     pub factory: ServiceFactory,
 }
