@@ -106,6 +106,10 @@ step "cargo test: ron-metrics OTLP export (feature otel)"
 cargo test -p ron-metrics --features otel --locked --test otel 2>&1 | tee -a "$log" \
   || die "cargo test --features otel failed"
 
+step "cargo test: mongoose counting allocator (feature alloc-count)"
+cargo test -p mongoose --features alloc-count --locked --test alloc_count 2>&1 | tee -a "$log" \
+  || die "cargo test --features alloc-count failed"
+
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
 echo "$passed passed, $failed failed"

@@ -151,6 +151,8 @@ pub struct AgentStats {
     pub core: AtomicI64,
     /// Milliseconds since `duty_cycles` last moved (written by the monitor).
     pub heartbeat_age_ms: AtomicU64,
+    /// Allocations inside this agent's hot path (feature `alloc-count`).
+    pub hot_allocs: AtomicU64,
 }
 
 /// What other threads see of a group.
@@ -650,6 +652,8 @@ fn run<E: Event>(spec: GroupSpec<E>, env: GroupEnv<E>, shared: Arc<GroupShared>)
         }
         work += g.run_retries(&mut slots, &mut core);
         if !shared.paused.load(Ordering::Relaxed) || deadline.is_some() {
+            #[cfg(feature = "alloc-count")]
+            let _hot = crate::alloc::hot_path(&shared.agent.hot_allocs);
             work += g.drain(&mut slots, &mut subs, &targets, &mut core, &mut start_at);
         }
         if work > 0 && tracks_watermarks {

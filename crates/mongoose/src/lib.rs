@@ -41,6 +41,8 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+#[cfg(feature = "alloc-count")]
+pub mod alloc;
 pub mod builtins;
 pub mod cli;
 pub mod config;

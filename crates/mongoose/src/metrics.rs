@@ -84,7 +84,15 @@ struct Fam {
     metrics: Vec<Metric>,
 }
 
-const FAMILIES: [(&str, &str); 41] = [
+const FAMILIES: [(&str, &str); 43] = [
+    (
+        "mongoose_hot_path_allocations_total",
+        "allocations inside publish or dispatch (alloc-count builds)",
+    ),
+    (
+        "mongoose_process_allocations_total",
+        "allocations by the process (alloc-count builds)",
+    ),
     ("mongoose_service_up", "1 when the service is started"),
     (
         "mongoose_config_reloads_total",
@@ -500,6 +508,29 @@ impl<E: Event> MongooseCollector<E> {
         fams.extend(p);
         // `service` is a base label (always "mongoose"), so the service's own name goes in
         // `service_name` (a spec conflict; see the crate docs).
+        #[cfg(feature = "alloc-count")]
+        {
+            // Groups count dispatch; a feed's publishes count under `publish:<feed>`.
+            let mut hot = f("mongoose_hot_path_allocations_total", c);
+            for grp in &self.src.groups {
+                hot.metrics.push(counter(
+                    &[("agent", grp.name)],
+                    grp.agent.hot_allocs.load(Ordering::Relaxed) as f64,
+                ));
+            }
+            for feed in &self.src.feeds {
+                hot.metrics.push(counter(
+                    &[("agent", &format!("publish:{}", feed.name))],
+                    feed.hot_allocs.load(Ordering::Relaxed) as f64,
+                ));
+            }
+            fams.push(hot);
+            let mut proc_allocs = f("mongoose_process_allocations_total", c);
+            proc_allocs
+                .metrics
+                .push(counter(&[], crate::alloc::process_allocations() as f64));
+            fams.push(proc_allocs);
+        }
         let mut su = f("mongoose_service_up", g);
         for sv in &self.src.services {
             let up = sv.state.load(Ordering::Acquire) == crate::service::SERVICE_STARTED;

@@ -49,6 +49,8 @@ pub struct FeedShared {
     pub decode_errors: [AtomicU64; 4],
     /// Redis entries acknowledged (XACK).
     pub acked: AtomicU64,
+    /// Allocations inside `publish` on this feed (feature `alloc-count`).
+    pub hot_allocs: AtomicU64,
 }
 
 impl FeedShared {
@@ -65,6 +67,7 @@ impl FeedShared {
             multi,
             decode_errors: Default::default(),
             acked: AtomicU64::new(0),
+            hot_allocs: AtomicU64::new(0),
         }
     }
 }
@@ -141,6 +144,8 @@ impl<E: Event> Publisher<E> {
 
     /// Offers `ev` to every subscription (MNG-R23).
     pub fn publish(&mut self, ev: E) -> Result<PublishReport, PublishError<E>> {
+        #[cfg(feature = "alloc-count")]
+        let _hot = crate::alloc::hot_path(&self.feed.hot_allocs);
         match self.feed.phase.load(Ordering::Acquire) {
             PHASE_RUNNING => {}
             PHASE_STARTING => return Err(PublishError::NotStarted(ev)),
