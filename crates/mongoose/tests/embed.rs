@@ -186,3 +186,30 @@ fn a_group_cannot_block_on_a_pipe_it_consumes_but_may_drop() {
     );
     srv.shutdown(Duration::from_secs(1));
 }
+
+// MNG-T23: an idle `sleeping-millis` group reports `parked` and its idle cycles keep growing.
+#[test]
+fn an_idle_sleeping_group_is_parked_and_keeps_cycling() {
+    let srv = Server::from_config(
+        config("embed-idle", 64, "drop-newest"),
+        Registry::<Record>::standard(),
+    )
+    .unwrap()
+    .start()
+    .unwrap();
+    let parked = r#"mongoose_agent_idle_state{agent="g",state="parked"}"#;
+    let working = r#"mongoose_agent_idle_state{agent="g",state="working"}"#;
+    let idle = r#"mongoose_agent_idle_cycles_total{agent="g"}"#;
+    wait("parked", || {
+        test_support::sample_value(&srv.metrics_text(), parked) == 1.0
+    });
+    assert_eq!(
+        test_support::sample_value(&srv.metrics_text(), working),
+        0.0
+    );
+    let first = test_support::sample_value(&srv.metrics_text(), idle);
+    wait("idle cycles growing", || {
+        test_support::sample_value(&srv.metrics_text(), idle) > first + 2.0
+    });
+    srv.shutdown(Duration::from_secs(1));
+}
