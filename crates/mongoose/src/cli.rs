@@ -107,7 +107,7 @@ pub fn version_line() -> String {
     format!(
         "mongoose-server {} ({}, rustc {})",
         env!("CARGO_PKG_VERSION"),
-        option_env!("RON_BUILD_SHA").unwrap_or("unknown"),
+        env!("MONGOOSE_GIT_SHA"),
         env!("MONGOOSE_RUSTC_VERSION")
     )
 }

@@ -111,6 +111,15 @@ fn version_list_types_and_print_config() {
             && out.contains("rustc "),
         "{out}"
     );
+    // Built from a git checkout (as here and in CI), the commit is named.
+    let sha = out.split(['(', ',']).nth(1).unwrap_or_default();
+    let in_git = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.git")).exists();
+    if in_git && std::env::var_os("RON_BUILD_SHA").is_none() {
+        assert!(
+            sha.len() == 12 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{out}"
+        );
+    }
     let (code, out, _) = run(&["--list-types"]);
     assert_eq!(code, 0);
     for t in [
