@@ -921,6 +921,8 @@ impl<E: Event> Loop<E> {
                 .stats
                 .retries
                 .fetch_add(1, Ordering::Relaxed);
+            // A retry is timed on its own: no earlier read of this cycle belongs to it.
+            core.lat_mark = None;
             match Self::call(slots, r.proc as usize, &r.env, core, latency) {
                 Ok(()) => {}
                 Err((e, panic)) => {
