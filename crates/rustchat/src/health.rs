@@ -38,6 +38,8 @@ pub struct Readiness {
     pub migrations: Mutex<Option<(usize, usize)>>,
     /// Set on SIGTERM.
     pub shutting_down: AtomicBool,
+    /// The Redis bus, once started (cluster mode): `checks.redis` and the `redis` warning.
+    pub cluster: Mutex<Option<Arc<crate::realtime::cluster::Cluster>>>,
     /// Set once the full API router replaced the boot router; until then every API route
     /// answers 503 `starting`, so readiness must not say ready even with the database up.
     pub serving: AtomicBool,
@@ -63,6 +65,7 @@ impl Readiness {
             migrations: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             serving: AtomicBool::new(false),
+            cluster: Mutex::new(None),
             data_dir,
             min_free_bytes: u64::from(min_free_mb) * 1024 * 1024,
             started: Instant::now(),
@@ -161,6 +164,16 @@ impl Readiness {
         if self.shutting_down.load(Ordering::Acquire) {
             missing.push("shutting_down");
         }
+        // Redis never makes /ready fail (spec decision 5): it degrades to a warning.
+        let mut warnings: Vec<&str> = Vec::new();
+        let redis = match self.cluster.lock().as_ref() {
+            None => json!({"status": "disabled"}),
+            Some(c) if c.healthy() => json!({"status": "ok"}),
+            Some(c) => {
+                warnings.push("redis");
+                json!({"status": "degraded", "error": c.last_error().unwrap_or_default()})
+            }
+        };
         let ready = missing.is_empty();
         let since = {
             let mut s = self.since.lock();
@@ -176,11 +189,11 @@ impl Readiness {
             "missing": missing,
             "retry_after": if ready {0} else {READY_RETRY_AFTER},
             "since": since,
-            "warnings": [],
+            "warnings": warnings,
             "checks": {
                 "database": db,
                 "migrations": mig,
-                "redis": {"status": "disabled"},
+                "redis": redis,
                 "disk": disk,
             },
         });

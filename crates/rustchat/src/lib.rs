@@ -11,10 +11,13 @@
 //! incoming webhooks, personal access tokens and bots, per-IP rate limits and WebSocket caps,
 //! runtime settings in `server_config`, SIGHUP reload, JSON logs, metrics, health.
 //!
-//! Not yet (issue 7): Redis clustering (a configured `redis_url` is validated, probed by
-//! `--check-config` and otherwise ignored with a WARN: the node runs single-node), OIDC
-//! login (providers are validated, not offered), at-rest encryption beyond webhook tokens,
-//! the web UI and the load generator.
+//! Cluster mode (issue 7, first increment): with `redis_url`, WebSocket events fan out
+//! across nodes over Redis pub/sub with heartbeats, `cluster_nodes`, the bus counters and a
+//! `redis` readiness warning while Redis is away (`realtime::cluster`).
+//!
+//! Not yet (issue 7): cluster-wide presence, `session_revoked`/`config_changed` bus
+//! messages and the 1012 resync after a Redis gap, OIDC login (providers are validated, not
+//! offered), at-rest encryption beyond webhook tokens, the web UI and the load generator.
 //!
 //! Layout: `config` (CHAT-R1-R3, R25), `store` (CHAT-R13: one SQL source compiled per
 //! backend), `auth` (CHAT-R21), `api` (routes, JSON rules; `error` renders both dialects),

@@ -351,6 +351,24 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
     }
     tokio::spawn(crate::settings::refresh_loop(state.clone()));
     crate::api::v1::files::spawn_sweeper(state.clone());
+    let bus_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(url) = &cfg.redis_url {
+        // Cluster mode (CHAT-R19): a Redis failure degrades, it never stops the node.
+        match crate::realtime::cluster::start(
+            url,
+            cfg.cluster.node_id.clone(),
+            Duration::from_secs(u64::from(cfg.cluster.heartbeat_interval_seconds.max(1))),
+            env!("CARGO_PKG_VERSION").to_string(),
+            Arc::new(state.clone()),
+            bus_stop.clone(),
+        ) {
+            Ok(c) => {
+                let _ = state.hub.cluster.set(c.clone());
+                *readiness.cluster.lock() = Some(c);
+            }
+            Err(e) => tracing::warn!(error = %e, "cluster mode unavailable; single node"),
+        }
+    }
     slot.store(Arc::new(api::router(state.clone(), readiness.clone(), obs)));
     readiness.serving.store(true, Ordering::Release);
     tracing::info!("rustchat ready");
@@ -366,6 +384,7 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
     let grace = cfg.server.shutdown_grace();
     tokio::time::sleep(READY_DRAIN_WINDOW.min(grace / 4)).await;
     shutdown.cancel();
+    bus_stop.cancel();
     tokio::spawn(crate::realtime::ws::close_all_spread(
         state.clone(),
         grace / 2,

@@ -173,6 +173,8 @@ pub struct Hub {
     next: AtomicU64,
     /// Frames dropped because a queue was full (the connection was closed).
     pub slow_closes: AtomicU64,
+    /// The Redis bus, in cluster mode: events are published after local delivery.
+    pub cluster: std::sync::OnceLock<Arc<super::cluster::Cluster>>,
 }
 
 /// Builds the per-dialect frame prefix.
@@ -415,8 +417,41 @@ impl Hub {
         sent
     }
 
-    /// Sends an event to every connection subscribed to `b.channel_id`.
+    /// Sends an event to every connection subscribed to `b.channel_id`, on this node and,
+    /// in cluster mode, on the others (CHAT-R19).
     pub fn to_channel(&self, event: &str, v1: &Value, v4: &Value, b: &Broadcast) -> usize {
+        let n = self.to_channel_local(event, v1, v4, b);
+        if let Some(c) = self.cluster.get() {
+            c.publish_event(&super::cluster::Target::Channel, event, v1, v4, b);
+        }
+        n
+    }
+
+    /// Sends an event to every connection of the given users, on this node and, in cluster
+    /// mode, on the others.
+    pub fn to_users(
+        &self,
+        users: &[String],
+        event: &str,
+        v1: &Value,
+        v4: &Value,
+        b: &Broadcast,
+    ) -> usize {
+        let n = self.to_users_local(users, event, v1, v4, b);
+        if let Some(c) = self.cluster.get() {
+            c.publish_event(
+                &super::cluster::Target::Users(users.to_vec()),
+                event,
+                v1,
+                v4,
+                b,
+            );
+        }
+        n
+    }
+
+    /// [`Hub::to_channel`] on this node only (also what another node's event becomes here).
+    pub fn to_channel_local(&self, event: &str, v1: &Value, v4: &Value, b: &Broadcast) -> usize {
         let targets: Vec<Arc<Conn>> = {
             let ix = self.index.read();
             ix.by_channel
@@ -431,8 +466,8 @@ impl Hub {
         self.deliver(targets, event, v1, v4, b)
     }
 
-    /// Sends an event to every connection of the given users.
-    pub fn to_users(
+    /// [`Hub::to_users`] on this node only.
+    pub fn to_users_local(
         &self,
         users: &[String],
         event: &str,

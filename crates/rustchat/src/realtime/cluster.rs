@@ -1,0 +1,484 @@
+//! Cluster mode over Redis pub/sub (CHAT-R19, spec §4.8), active when `redis_url` is set.
+//!
+//! Events are delivered locally first, then published as
+//! `{"v":1,"kind":"event","origin":<node_id>,...}` on `rustchat:cluster:ws:broadcast`. Every
+//! node subscribes on a dedicated connection, drops its own echoes and fans the rest out to
+//! its own WebSockets through the same hub path (membership is checked against this node's
+//! index at send time). Every `cluster.heartbeat_interval_seconds` a node publishes
+//! `{"kind":"heartbeat","node_id","ts_ms","connections","version"}` on
+//! `rustchat:cluster:heartbeat` and logs INFO `cluster heartbeat`; peers silent for three
+//! intervals are dropped.
+//!
+//! Publishing never waits on Redis: messages go into a bounded queue that one task drains;
+//! while Redis is down the queue's overflow is dropped (same-node delivery is unaffected),
+//! readiness reports `checks.redis.status = "degraded"` with a `redis` warning (spec decision
+//! 5), and both connections reconnect with a 1 → 10 s backoff.
+//!
+//! Not in this increment (issue 7 continues): cluster-wide presence ZSETs, `session_revoked`
+//! and `config_changed` messages, and the 1012 resync after a gap.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::Broadcast;
+
+/// Channel carrying WebSocket events between nodes.
+pub const BROADCAST_CHANNEL: &str = "rustchat:cluster:ws:broadcast";
+/// Channel carrying heartbeats.
+pub const HEARTBEAT_CHANNEL: &str = "rustchat:cluster:heartbeat";
+/// Messages waiting for the publisher; beyond this they are dropped (Redis slow or down).
+pub const PUBLISH_QUEUE: usize = 8192;
+/// Reconnect backoff bounds.
+const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(10));
+/// Longest a single Redis command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where an event goes on the receiving node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every connection subscribed to the broadcast's channel.
+    Channel,
+    /// Every connection of these users.
+    Users(Vec<String>),
+}
+
+/// `rustchat_cluster_messages_total` kinds.
+pub const KINDS: [&str; 2] = ["event", "heartbeat"];
+
+/// The node's view of the cluster.
+pub struct Cluster {
+    node_id: String,
+    hooks: Arc<dyn Deliver>,
+    tx: mpsc::Sender<(String, String)>,
+    peers: Mutex<HashMap<String, Instant>>,
+    healthy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+    /// Published messages by kind (index into [`KINDS`]).
+    pub published: [AtomicU64; 2],
+    /// Received messages (other nodes') by kind.
+    pub received: [AtomicU64; 2],
+    /// Messages dropped because the publish queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// What the cluster hands received events to.
+pub trait Deliver: Send + Sync + 'static {
+    /// Delivers an event that another node published, to this node's connections only.
+    fn deliver(&self, target: &Target, event: &str, v1: &Value, v4: &Value, b: &Broadcast);
+    /// This node's WebSocket connections (for heartbeats).
+    fn connections(&self) -> usize;
+    /// Counts one bus message (`rustchat_cluster_messages_total{direction,kind}`).
+    fn count(&self, direction: &str, kind: &str);
+    /// Live nodes changed (`rustchat_cluster_nodes`, `/stats.cluster_nodes`).
+    fn nodes(&self, n: usize);
+}
+
+impl Cluster {
+    /// Redis is reachable (both connections up).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// The last Redis error, if the bus is degraded.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    /// Live nodes, this one included.
+    pub fn nodes(&self) -> usize {
+        1 + self.peers.lock().len()
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Queues an event for the other nodes; never waits.
+    pub fn publish_event(
+        &self,
+        target: &Target,
+        event: &str,
+        v1: &Value,
+        v4: &Value,
+        b: &Broadcast,
+    ) {
+        let to = match target {
+            Target::Channel => json!({"channel": b.channel_id}),
+            Target::Users(u) => json!({"users": u}),
+        };
+        let msg = json!({
+            "v": 1,
+            "kind": "event",
+            "origin": self.node_id,
+            "to": to,
+            "event": event,
+            "v1": v1,
+            "v4": v4,
+            "broadcast": {
+                "omit_users": b.omit_users,
+                "user_id": b.user_id,
+                "channel_id": b.channel_id,
+                "team_id": b.team_id,
+            },
+        });
+        self.enqueue(BROADCAST_CHANNEL, msg.to_string(), 0);
+    }
+
+    fn enqueue(&self, channel: &str, payload: String, kind: usize) {
+        match self.tx.try_send((channel.to_string(), payload)) {
+            Ok(()) => {
+                self.published[kind].fetch_add(1, Ordering::Relaxed);
+                self.hooks.count("published", KINDS[kind]);
+            }
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn set_health(&self, up: bool, error: Option<String>) {
+        let was = self.healthy.swap(up, Ordering::AcqRel);
+        *self.last_error.lock() = error.clone();
+        if was != up {
+            if up {
+                tracing::info!(node_id = %self.node_id, "redis connected: cluster fan-out resumed");
+            } else {
+                tracing::warn!(node_id = %self.node_id, error = error.as_deref().unwrap_or(""), "redis unavailable: cluster fan-out paused, local delivery continues");
+            }
+        }
+    }
+}
+
+/// Parses a bus message from another node into (target, event, v1, v4, broadcast).
+pub fn parse_event(v: &Value) -> Option<(Target, String, Value, Value, Broadcast)> {
+    let target = if let Some(c) = v["to"]["channel"].as_str() {
+        let _ = c;
+        Target::Channel
+    } else {
+        Target::Users(
+            v["to"]["users"]
+                .as_array()?
+                .iter()
+                .filter_map(|u| u.as_str().map(str::to_string))
+                .collect(),
+        )
+    };
+    let b = &v["broadcast"];
+    let s = |k: &str| b[k].as_str().unwrap_or_default().to_string();
+    let broadcast = Broadcast {
+        omit_users: b["omit_users"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        user_id: s("user_id"),
+        channel_id: s("channel_id"),
+        team_id: s("team_id"),
+    };
+    Some((
+        target,
+        v["event"].as_str()?.to_string(),
+        v["v1"].clone(),
+        v["v4"].clone(),
+        broadcast,
+    ))
+}
+
+/// Starts the bus: the publisher, the subscriber and the heartbeat, until `stop`.
+pub fn start(
+    url: &str,
+    node_id: String,
+    heartbeat: Duration,
+    version: String,
+    deliver: Arc<dyn Deliver>,
+    stop: CancellationToken,
+) -> Result<Arc<Cluster>, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("redis_url: {}", e.category()))?;
+    let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
+    let cluster = Arc::new(Cluster {
+        node_id,
+        hooks: deliver.clone(),
+        tx,
+        peers: Mutex::new(HashMap::new()),
+        healthy: AtomicBool::new(false),
+        last_error: Mutex::new(Some("connecting".into())),
+        published: Default::default(),
+        received: Default::default(),
+        dropped: AtomicU64::new(0),
+    });
+    tokio::spawn(publisher(client.clone(), rx, cluster.clone(), stop.clone()));
+    tokio::spawn(subscriber(
+        client,
+        cluster.clone(),
+        deliver.clone(),
+        heartbeat,
+        stop.clone(),
+    ));
+    tokio::spawn(heartbeats(
+        cluster.clone(),
+        deliver,
+        heartbeat,
+        version,
+        stop,
+    ));
+    Ok(cluster)
+}
+
+fn next_backoff(d: Duration) -> Duration {
+    (d * 2).min(BACKOFF.1)
+}
+
+async fn publisher(
+    client: redis::Client,
+    mut rx: mpsc::Receiver<(String, String)>,
+    cluster: Arc<Cluster>,
+    stop: CancellationToken,
+) {
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    let mut backoff = BACKOFF.0;
+    loop {
+        let msg = tokio::select! {
+            _ = stop.cancelled() => return,
+            m = rx.recv() => match m { Some(m) => m, None => return },
+        };
+        if conn.is_none() {
+            match tokio::time::timeout(COMMAND_TIMEOUT, client.get_multiplexed_async_connection())
+                .await
+            {
+                Ok(Ok(c)) => {
+                    conn = Some(c);
+                    backoff = BACKOFF.0;
+                }
+                _ => {
+                    // Fail fast while Redis is away: this message is dropped; later ones
+                    // retry after the backoff.
+                    cluster.dropped.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = next_backoff(backoff);
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let sent = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            redis::cmd("PUBLISH")
+                .arg(&msg.0)
+                .arg(&msg.1)
+                .query_async::<i64>(c),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(_))) {
+            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+            conn = None;
+        }
+    }
+}
+
+async fn subscriber(
+    client: redis::Client,
+    cluster: Arc<Cluster>,
+    deliver: Arc<dyn Deliver>,
+    heartbeat: Duration,
+    stop: CancellationToken,
+) {
+    let mut backoff = BACKOFF.0;
+    loop {
+        let connected = async {
+            let mut ps = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+            ps.subscribe(BROADCAST_CHANNEL)
+                .await
+                .map_err(|e| e.to_string())?;
+            ps.subscribe(HEARTBEAT_CHANNEL)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(ps)
+        };
+        let ps = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(COMMAND_TIMEOUT, connected) => r,
+        };
+        let mut ps = match ps {
+            Ok(Ok(ps)) => ps,
+            Ok(Err(e)) => {
+                cluster.set_health(false, Some(e));
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = next_backoff(backoff);
+                continue;
+            }
+            Err(_) => {
+                cluster.set_health(false, Some("connect timed out".into()));
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = next_backoff(backoff);
+                continue;
+            }
+        };
+        backoff = BACKOFF.0;
+        cluster.set_health(true, None);
+        let mut messages = ps.on_message();
+        loop {
+            let m = tokio::select! {
+                _ = stop.cancelled() => return,
+                m = messages.next() => m,
+            };
+            let Some(m) = m else { break };
+            let Ok(payload) = m.get_payload::<String>() else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
+                continue;
+            };
+            handle(&cluster, &*deliver, &v, heartbeat);
+        }
+        cluster.set_health(false, Some("subscription connection lost".into()));
+    }
+}
+
+fn handle(cluster: &Cluster, deliver: &dyn Deliver, v: &Value, heartbeat: Duration) {
+    match v["kind"].as_str() {
+        Some("event") => {
+            if v["origin"].as_str() == Some(cluster.node_id.as_str()) {
+                return;
+            }
+            cluster.received[0].fetch_add(1, Ordering::Relaxed);
+            cluster.hooks.count("received", KINDS[0]);
+            if let Some((target, event, v1, v4, b)) = parse_event(v) {
+                deliver.deliver(&target, &event, &v1, &v4, &b);
+            }
+        }
+        Some("heartbeat") => {
+            let Some(node) = v["node_id"].as_str() else {
+                return;
+            };
+            if node == cluster.node_id {
+                return;
+            }
+            cluster.received[1].fetch_add(1, Ordering::Relaxed);
+            cluster.hooks.count("received", KINDS[1]);
+            let now = Instant::now();
+            let mut peers = cluster.peers.lock();
+            peers.insert(node.to_string(), now);
+            peers.retain(|_, seen| now.duration_since(*seen) < heartbeat * 3);
+        }
+        _ => {}
+    }
+}
+
+async fn heartbeats(
+    cluster: Arc<Cluster>,
+    deliver: Arc<dyn Deliver>,
+    every: Duration,
+    version: String,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let connections = deliver.connections();
+        let ts_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let msg = json!({
+            "kind": "heartbeat",
+            "node_id": cluster.node_id,
+            "ts_ms": ts_ms,
+            "connections": connections,
+            "version": version,
+        });
+        cluster.enqueue(HEARTBEAT_CHANNEL, msg.to_string(), 1);
+        let peers = {
+            let now = Instant::now();
+            let mut p = cluster.peers.lock();
+            p.retain(|_, seen| now.duration_since(*seen) < every * 3);
+            p.len()
+        };
+        deliver.nodes(peers + 1);
+        tracing::info!(node_id = %cluster.node_id, peers, connections, "cluster heartbeat");
+    }
+}
+
+impl Deliver for crate::state::AppState {
+    fn deliver(&self, target: &Target, event: &str, v1: &Value, v4: &Value, b: &Broadcast) {
+        match target {
+            Target::Channel => self.hub.to_channel_local(event, v1, v4, b),
+            Target::Users(u) => self.hub.to_users_local(u, event, v1, v4, b),
+        };
+    }
+    fn connections(&self) -> usize {
+        self.hub.connections()
+    }
+    fn count(&self, direction: &str, kind: &str) {
+        self.metrics
+            .cluster_messages
+            .with_label_values(&[direction, kind])
+            .inc();
+    }
+    fn nodes(&self, n: usize) {
+        self.metrics.cluster_nodes.set(n as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_messages_round_trip_their_target_and_broadcast() {
+        let b = Broadcast {
+            omit_users: vec!["u9".into()],
+            user_id: "u1".into(),
+            channel_id: "c1".into(),
+            team_id: "t1".into(),
+        };
+        let msg = json!({
+            "v": 1, "kind": "event", "origin": "n1",
+            "to": {"users": ["u1", "u2"]},
+            "event": "posted", "v1": {"a": 1}, "v4": {"b": 2},
+            "broadcast": {"omit_users": b.omit_users, "user_id": b.user_id, "channel_id": b.channel_id, "team_id": b.team_id},
+        });
+        let (t, e, v1, v4, got) = parse_event(&msg).unwrap();
+        assert_eq!(t, Target::Users(vec!["u1".into(), "u2".into()]));
+        assert_eq!(
+            (e.as_str(), v1, v4),
+            ("posted", json!({"a": 1}), json!({"b": 2}))
+        );
+        assert_eq!(
+            (got.omit_users, got.user_id, got.channel_id, got.team_id),
+            (
+                vec!["u9".to_string()],
+                "u1".into(),
+                "c1".into(),
+                "t1".into()
+            )
+        );
+        let ch =
+            json!({"kind": "event", "to": {"channel": "c1"}, "event": "typing", "broadcast": {}});
+        assert_eq!(parse_event(&ch).unwrap().0, Target::Channel);
+        assert!(parse_event(&json!({"kind": "event"})).is_none());
+    }
+}
