@@ -423,9 +423,33 @@ pub fn scrape(addr: SocketAddr, series: &str) -> f64 {
     sample_value(&get(addr, "/metrics", &[]).text(), series)
 }
 
+/// Removes `ron-test-<tag>-<pid>-<n>` directories whose process no longer exists.
+fn sweep_dead_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("ron-test-")) else {
+            continue;
+        };
+        // The tag may contain '-': the pid is the second field from the end.
+        let Some(pid) = rest.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A fresh private temporary directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    // Directories of test processes that have exited are removed once per process, so
+    // repeated runs (CI on the same machine) do not fill the disk.
+    SWEEP.call_once(sweep_dead_temp_dirs);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!("ron-test-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
