@@ -160,8 +160,8 @@ impl Cluster {
 
 /// Parses a bus message from another node into (target, event, v1, v4, broadcast).
 pub fn parse_event(v: &Value) -> Option<(Target, String, Value, Value, Broadcast)> {
-    let target = if let Some(c) = v["to"]["channel"].as_str() {
-        let _ = c;
+    // The channel id itself travels in the broadcast; `to.channel` only marks the kind.
+    let target = if v["to"]["channel"].is_string() {
         Target::Channel
     } else {
         Target::Users(
