@@ -47,6 +47,18 @@ async fn wait_posted(ws: &mut Ws, message: &str, secs: u64) -> bool {
     }
 }
 
+/// The close code the server sends within `secs`, if any.
+async fn wait_close(ws: &mut Ws, secs: u64) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => return f.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
 fn wait(what: &str, secs: u64, f: impl Fn() -> bool) {
     let d = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < d {
@@ -139,6 +151,19 @@ fn two_nodes_share_events_heartbeats_and_survive_a_redis_outage() {
         assert!(
             wait_posted(&mut on_b, "after the outage", 10).await,
             "cross-node delivery resumed"
+        );
+
+        // Test 19: a logout on A closes that session's WebSocket on B with 1008, and B no
+        // longer accepts the token (its session cache entry is gone too).
+        let me_on_b = b.call("GET", "/api/v1/auth/me", Some(&ben), None);
+        assert_eq!(me_on_b.status, 200, "cached on B: {}", me_on_b.text);
+        let out = a.call("POST", "/api/v1/auth/logout", Some(&ben), None);
+        assert!(out.status < 300, "{}", out.text);
+        let code = wait_close(&mut on_b, 10).await;
+        assert_eq!(code, Some(1008), "B closed the revoked session's socket");
+        assert_eq!(
+            b.call("GET", "/api/v1/auth/me", Some(&ben), None).status,
+            401
         );
     });
 

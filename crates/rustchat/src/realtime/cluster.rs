@@ -14,8 +14,12 @@
 //! readiness reports `checks.redis.status = "degraded"` with a `redis` warning (spec decision
 //! 5), and both connections reconnect with a 1 → 10 s backoff.
 //!
-//! Not in this increment (issue 7 continues): cluster-wide presence ZSETs, `session_revoked`
-//! and `config_changed` messages, and the 1012 resync after a gap.
+//! Session revocations travel as kind `session_revoked` (one session, or every session of a
+//! user or of everyone), so a logout or deactivation on one node drops the cache entry and
+//! closes the WebSockets (1008) on every node.
+//!
+//! Not in this increment (issue 7 continues): cluster-wide presence ZSETs, `config_changed`
+//! messages, and the 1012 resync after a gap.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,7 +55,21 @@ pub enum Target {
 }
 
 /// `rustchat_cluster_messages_total` kinds.
-pub const KINDS: [&str; 2] = ["event", "heartbeat"];
+pub const KINDS: [&str; 3] = ["event", "heartbeat", "session_revoked"];
+
+/// A session revocation every node applies to its session cache and WebSockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// One session (logout, session revoke): cache entry dropped, its sockets closed 1008.
+    Session(String),
+    /// Every session of a user (`None`: of everyone); sockets closed when `close`.
+    User {
+        /// The user, or everyone.
+        id: Option<String>,
+        /// Close the WebSockets too (deactivation, revoke-all), not only the cache.
+        close: bool,
+    },
+}
 
 /// The node's view of the cluster.
 pub struct Cluster {
@@ -62,9 +80,9 @@ pub struct Cluster {
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
     /// Published messages by kind (index into [`KINDS`]).
-    pub published: [AtomicU64; 2],
+    pub published: [AtomicU64; 3],
     /// Received messages (other nodes') by kind.
-    pub received: [AtomicU64; 2],
+    pub received: [AtomicU64; 3],
     /// Messages dropped because the publish queue was full.
     pub dropped: AtomicU64,
 }
@@ -75,6 +93,8 @@ pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, target: &Target, event: &str, v1: &Value, v4: &Value, b: &Broadcast);
     /// This node's WebSocket connections (for heartbeats).
     fn connections(&self) -> usize;
+    /// Applies a revocation another node published, on this node only.
+    fn revoke(&self, rev: &Revocation);
     /// Counts one bus message (`rustchat_cluster_messages_total{direction,kind}`).
     fn count(&self, direction: &str, kind: &str);
     /// Live nodes changed (`rustchat_cluster_nodes`, `/stats.cluster_nodes`).
@@ -131,6 +151,19 @@ impl Cluster {
             },
         });
         self.enqueue(BROADCAST_CHANNEL, msg.to_string(), 0);
+    }
+
+    /// Queues a revocation for the other nodes; never waits.
+    pub fn publish_revocation(&self, rev: &Revocation) {
+        let body = match rev {
+            Revocation::Session(sid) => json!({"session_id": sid}),
+            Revocation::User { id, close } => json!({"user_id": id, "close": close}),
+        };
+        let mut msg = json!({"v": 1, "kind": "session_revoked", "origin": self.node_id});
+        if let (Some(m), Some(b)) = (msg.as_object_mut(), body.as_object()) {
+            m.extend(b.clone());
+        }
+        self.enqueue(BROADCAST_CHANNEL, msg.to_string(), 2);
     }
 
     fn enqueue(&self, channel: &str, payload: String, kind: usize) {
@@ -194,6 +227,43 @@ pub fn parse_event(v: &Value) -> Option<(Target, String, Value, Value, Broadcast
         v["v4"].clone(),
         broadcast,
     ))
+}
+
+/// Parses a `session_revoked` message.
+pub fn parse_revocation(v: &Value) -> Option<Revocation> {
+    if let Some(sid) = v["session_id"].as_str() {
+        return Some(Revocation::Session(sid.to_string()));
+    }
+    let close = v["close"].as_bool()?;
+    Some(Revocation::User {
+        id: v["user_id"].as_str().map(str::to_string),
+        close,
+    })
+}
+
+/// Applies `rev` on this node: the session cache, then the WebSockets (1008).
+pub fn apply_revocation(st: &crate::state::AppState, rev: &Revocation) {
+    use crate::realtime::CloseReason;
+    match rev {
+        Revocation::Session(sid) => {
+            st.sessions.remove(sid);
+            st.hub.close_session(sid, CloseReason::Revoked);
+        }
+        Revocation::User { id, close } => {
+            st.sessions.remove_user(id.as_deref());
+            if *close {
+                st.hub.close_user(id.as_deref(), CloseReason::Revoked);
+            }
+        }
+    }
+}
+
+/// Applies `rev` here and, in cluster mode, on every other node (CHAT-R19, R21).
+pub fn revoke(st: &crate::state::AppState, rev: Revocation) {
+    apply_revocation(st, &rev);
+    if let Some(c) = st.hub.cluster.get() {
+        c.publish_revocation(&rev);
+    }
 }
 
 /// Starts the bus: the publisher, the subscriber and the heartbeat, until `stop`.
@@ -367,6 +437,16 @@ fn handle(cluster: &Cluster, deliver: &dyn Deliver, v: &Value, heartbeat: Durati
                 deliver.deliver(&target, &event, &v1, &v4, &b);
             }
         }
+        Some("session_revoked") => {
+            if v["origin"].as_str() == Some(cluster.node_id.as_str()) {
+                return;
+            }
+            cluster.received[2].fetch_add(1, Ordering::Relaxed);
+            cluster.hooks.count("received", KINDS[2]);
+            if let Some(rev) = parse_revocation(v) {
+                deliver.revoke(&rev);
+            }
+        }
         Some("heartbeat") => {
             let Some(node) = v["node_id"].as_str() else {
                 return;
@@ -431,6 +511,9 @@ impl Deliver for crate::state::AppState {
     }
     fn connections(&self) -> usize {
         self.hub.connections()
+    }
+    fn revoke(&self, rev: &Revocation) {
+        apply_revocation(self, rev);
     }
     fn count(&self, direction: &str, kind: &str) {
         self.metrics

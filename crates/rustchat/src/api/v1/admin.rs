@@ -17,7 +17,6 @@ use crate::api::json::Body;
 use crate::api::{render, validate};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::realtime::CloseReason;
 use crate::state::AppState;
 use crate::store::{ROLE_MEMBER, ROLE_SYSTEM_ADMIN, StoreError};
 use crate::{store_read, store_write};
@@ -116,9 +115,15 @@ pub async fn patch_user(
         e => e.into(),
     })?;
     // Cached sessions carry the old role and state.
-    st.sessions.remove_user(Some(&id));
-    if b.active == Some(false) {
-        st.hub.close_user(Some(&id), CloseReason::Revoked);
+    let deactivated = b.active == Some(false);
+    crate::realtime::cluster::revoke(
+        &st,
+        crate::realtime::cluster::Revocation::User {
+            id: Some(id.clone()),
+            close: deactivated,
+        },
+    );
+    if deactivated {
         tracing::info!(user_id = %id, "auth: session revoked");
     }
     Ok(Json(render::user(&user, &me.user)))
@@ -134,8 +139,13 @@ pub async fn revoke_all(
     require_system_admin(&me)?;
     let include = b.include_tokens;
     let (sessions, tokens) = store_write!(st.store, |c| ops::revoke_all(c, include).await)?;
-    st.sessions.remove_user(None);
-    st.hub.close_user(None, CloseReason::Revoked);
+    crate::realtime::cluster::revoke(
+        &st,
+        crate::realtime::cluster::Revocation::User {
+            id: None,
+            close: true,
+        },
+    );
     tracing::info!(sessions, tokens, "auth: session revoked");
     Ok(Json(json!({"sessions": sessions, "tokens": tokens})))
 }

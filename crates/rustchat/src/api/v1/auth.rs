@@ -202,9 +202,10 @@ pub async fn login(
 pub async fn end_session(st: &AppState, user_id: &str, sid: &str) -> ApiResult<bool> {
     let (u, s) = (user_id.to_string(), sid.to_string());
     let deleted = store_write!(st.store, |c| ops::delete_session(c, &u, &s).await)?;
-    st.sessions.remove(sid);
-    st.hub
-        .close_session(sid, crate::realtime::CloseReason::Revoked);
+    crate::realtime::cluster::revoke(
+        st,
+        crate::realtime::cluster::Revocation::Session(sid.to_string()),
+    );
     Ok(deleted)
 }
 

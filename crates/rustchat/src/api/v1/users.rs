@@ -150,7 +150,13 @@ pub async fn patch_me(
     };
     let uid = me.user.id.clone();
     let u = store_write!(st.store, |c| ops::patch_user(c, &uid, p).await)?;
-    st.sessions.remove_user(Some(&u.id));
+    crate::realtime::cluster::revoke(
+        &st,
+        crate::realtime::cluster::Revocation::User {
+            id: Some(u.id.clone()),
+            close: false,
+        },
+    );
     Ok(Json(render::user(&u, &u)))
 }
 
