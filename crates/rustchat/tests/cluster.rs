@@ -147,11 +147,38 @@ fn two_nodes_share_events_heartbeats_and_survive_a_redis_outage() {
             a.call("GET", "/api/v1/health/ready", None, None).json["checks"]["redis"]["status"]
                 == "ok"
         });
+        // Test 47: after the gap both nodes close their sockets with 1012 so clients resync.
+        assert_eq!(
+            wait_close(&mut on_a, 40).await,
+            Some(1012),
+            "A resyncs its clients"
+        );
+        assert_eq!(
+            wait_close(&mut on_b, 40).await,
+            Some(1012),
+            "B resyncs its clients"
+        );
+        let mut on_b = connect(&b, &ben).await;
         a.post(&amy, &channel, "after the outage");
         assert!(
             wait_posted(&mut on_b, "after the outage", 10).await,
             "cross-node delivery resumed"
         );
+        // REST on B shows every post, including the one made while Redis was away.
+        let posts = b.call(
+            "GET",
+            &format!("/api/v1/channels/{channel}/posts"),
+            Some(&ben),
+            None,
+        );
+        assert_eq!(posts.status, 200, "{}", posts.text);
+        for m in [
+            "hello from node a",
+            "local while redis is down",
+            "after the outage",
+        ] {
+            assert!(posts.text.contains(m), "{m} missing: {}", posts.text);
+        }
 
         // Test 19: a logout on A closes that session's WebSocket on B with 1008, and B no
         // longer accepts the token (its session cache entry is gone too).

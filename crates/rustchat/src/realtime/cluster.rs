@@ -18,8 +18,12 @@
 //! user or of everyone), so a logout or deactivation on one node drops the cache entry and
 //! closes the WebSockets (1008) on every node.
 //!
-//! Not in this increment (issue 7 continues): cluster-wide presence ZSETs, `config_changed`
-//! messages, and the 1012 resync after a gap.
+//! After a gap in the subscription (Redis was away), events from other nodes may have been
+//! missed, so the node closes its WebSockets with 1012, spread over up to 30 s; clients
+//! reconnect and re-read.
+//!
+//! Not in this increment (issue 7 continues): cluster-wide presence ZSETs and
+//! `config_changed` messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +46,8 @@ pub const HEARTBEAT_CHANNEL: &str = "rustchat:cluster:heartbeat";
 pub const PUBLISH_QUEUE: usize = 8192;
 /// Reconnect backoff bounds.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(10));
+/// The 1012 closes after a bus gap are spread over this window.
+pub const RESYNC_WINDOW: Duration = Duration::from_secs(30);
 /// Longest a single Redis command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -95,6 +101,9 @@ pub trait Deliver: Send + Sync + 'static {
     fn connections(&self) -> usize;
     /// Applies a revocation another node published, on this node only.
     fn revoke(&self, rev: &Revocation);
+    /// The bus had a gap: events from other nodes may have been missed, so clients must
+    /// reconnect and re-read (1012 over [`RESYNC_WINDOW`]).
+    fn resync(&self);
     /// Counts one bus message (`rustchat_cluster_messages_total{direction,kind}`).
     fn count(&self, direction: &str, kind: &str);
     /// Live nodes changed (`rustchat_cluster_nodes`, `/stats.cluster_nodes`).
@@ -368,6 +377,8 @@ async fn subscriber(
     stop: CancellationToken,
 ) {
     let mut backoff = BACKOFF.0;
+    // Set once a subscription was lost: the next one follows a gap.
+    let mut gap = false;
     loop {
         let connected = async {
             let mut ps = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
@@ -406,6 +417,10 @@ async fn subscriber(
         };
         backoff = BACKOFF.0;
         cluster.set_health(true, None);
+        if std::mem::take(&mut gap) {
+            tracing::warn!(node_id = %cluster.node_id, "cluster bus gap: closing WebSockets with 1012 to resync");
+            deliver.resync();
+        }
         let mut messages = ps.on_message();
         loop {
             let m = tokio::select! {
@@ -422,6 +437,7 @@ async fn subscriber(
             handle(&cluster, &*deliver, &v, heartbeat);
         }
         cluster.set_health(false, Some("subscription connection lost".into()));
+        gap = true;
     }
 }
 
@@ -514,6 +530,13 @@ impl Deliver for crate::state::AppState {
     }
     fn revoke(&self, rev: &Revocation) {
         apply_revocation(self, rev);
+    }
+    fn resync(&self) {
+        tokio::spawn(crate::realtime::ws::close_all_spread_with(
+            self.clone(),
+            RESYNC_WINDOW,
+            crate::realtime::CloseReason::Resync,
+        ));
     }
     fn count(&self, direction: &str, kind: &str) {
         self.metrics

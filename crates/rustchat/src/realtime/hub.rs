@@ -72,6 +72,8 @@ pub enum CloseReason {
     TooBig,
     /// Missed pongs.
     Timeout,
+    /// The cluster bus had a gap (Redis was away): reconnect and re-read state (1012).
+    Resync,
 }
 
 impl CloseReason {
@@ -85,6 +87,7 @@ impl CloseReason {
             CloseReason::Invalid => (1007, "too many invalid frames"),
             CloseReason::TooBig => (1009, "frame too large"),
             CloseReason::Timeout => (1000, "ping timeout"),
+            CloseReason::Resync => (1012, "cluster resync"),
         }
     }
     /// `rustchat_websocket_disconnects_total{reason}` value.
@@ -94,6 +97,7 @@ impl CloseReason {
             CloseReason::Revoked => "revoked",
             CloseReason::Expired => "expired",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Resync => "resync",
             CloseReason::Invalid | CloseReason::TooBig | CloseReason::Timeout => "error",
         }
     }

@@ -324,13 +324,19 @@ async fn serve(st: AppState, socket: WebSocket, user: AuthUser, api: Api, conn_i
 /// Closes every connection with 1001, spread evenly over `window` (at most 100 ms apart)
 /// so thousands of clients do not reconnect elsewhere in the same instant.
 pub async fn close_all_spread(st: AppState, window: Duration) {
+    close_all_spread_with(st, window, CloseReason::Shutdown).await;
+}
+
+/// Closes every connection with `reason`, spread over `window` (at most 100 ms apart), so
+/// the reconnects that follow do not arrive all at once.
+pub async fn close_all_spread_with(st: AppState, window: Duration, reason: CloseReason) {
     let conns = st.hub.all();
     if conns.is_empty() {
         return;
     }
     let step = (window / conns.len() as u32).min(Duration::from_millis(100));
     for c in conns {
-        c.close_with(CloseReason::Shutdown);
+        c.close_with(reason);
         tokio::time::sleep(step).await;
     }
 }
