@@ -14,16 +14,12 @@ use crate::feed::{FeedEnv, RunsOn};
 use crate::group::{GroupSpec, ProcSpec};
 use crate::health::HealthConfig;
 use crate::registry::Registry;
-use crate::server::{AgentPlacement, FeedSource, FeedSpec, ServerSpec};
+use crate::server::{AgentPlacement, FeedSource, FeedSpec, ServerSpec, leak};
 use crate::service::ServiceSpec;
 use crate::sink_agent::{SinkEnv, SinkSpec};
 
 /// Default `memory` sink capacity.
 pub const DEFAULT_MEMORY_SINK_CAPACITY: usize = 10_000;
-
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_owned().into_boxed_str())
-}
 
 /// Layer-independent checks: the schema rules plus every type's own `config` validation.
 pub fn check<E: Event>(cfg: &ServerConfig, reg: &Registry<E>) -> Result<(), ConfigError> {

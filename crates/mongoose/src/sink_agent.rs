@@ -137,7 +137,7 @@ pub fn start<E: Event>(
     let server = env.server;
     let mut hosted: Vec<Hosted<E>> = Vec::new();
     for spec in specs {
-        let name: &'static str = Box::leak(spec.name.clone().into_boxed_str());
+        let name: &'static str = crate::server::leak(&spec.name);
         let env = SinkEnv {
             name,
             ..env.clone()

@@ -279,6 +279,20 @@ pub fn log_tail(path: &Path, offset: u64) -> String {
 
 /// Removes scratch directories whose owning process no longer exists.
 fn sweep_stale() {
+    sweep_dead(
+        SCRATCH_PREFIX,
+        |rest| rest.split('-').next(),
+        crate::pg::release_stale_shmem,
+    );
+}
+
+/// Removes the temp-dir entries named `<prefix><rest>` whose pid (found in `rest` by
+/// `pid_in`) is no longer a live process, after `before` has had a look at each.
+pub(crate) fn sweep_dead(
+    prefix: &str,
+    pid_in: impl Fn(&str) -> Option<&str>,
+    before: impl Fn(&Path),
+) {
     let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
         return;
     };
@@ -286,14 +300,14 @@ fn sweep_stale() {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
-            .and_then(|rest| rest.split('-').next())
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(&pid_in)
             .and_then(|pid| pid.parse::<u32>().ok())
         else {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
-            crate::pg::release_stale_shmem(&entry.path());
+            before(&entry.path());
             let _ = fs::remove_dir_all(entry.path());
         }
     }

@@ -423,24 +423,10 @@ pub fn scrape(addr: SocketAddr, series: &str) -> f64 {
     sample_value(&get(addr, "/metrics", &[]).text(), series)
 }
 
-/// Removes `ron-test-<tag>-<pid>-<n>` directories whose process no longer exists.
+/// Removes `ron-test-<tag>-<pid>-<n>` directories whose process no longer exists (the tag
+/// may contain '-', so the pid is the second field from the end).
 fn sweep_dead_temp_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("ron-test-")) else {
-            continue;
-        };
-        // The tag may contain '-': the pid is the second field from the end.
-        let Some(pid) = rest.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    daemon::sweep_dead("ron-test-", |rest| rest.rsplit('-').nth(1), |_| {});
 }
 
 /// A fresh private temporary directory for one test.

@@ -382,6 +382,25 @@ impl Admin {
         *self.counts.lock().entry((key, outcome)).or_insert(0) += 1;
     }
 
+    /// Sends a command to a group's thread and waits at most `commandTimeoutMs` for its
+    /// answer: 503 `busy` when the control queue is full, 504 `command_timeout` after.
+    fn route<T>(
+        &self,
+        g: &GroupShared,
+        make: impl FnOnce(crate::group::Reply<T>) -> Control,
+    ) -> Result<T, AdminError> {
+        let (tx, rx) = sync_channel(1);
+        if !g.send(make(tx)) {
+            return Err(AdminError::new(
+                503,
+                "busy",
+                "the group's control queue is full",
+            ));
+        }
+        rx.recv_timeout(self.timeout())
+            .map_err(|_| AdminError::timeout(self.timeout().as_millis()))
+    }
+
     /// Runs `name` with `args`.
     pub fn exec(&self, name: &str, args: &[String]) -> Result<Value, AdminError> {
         let c = self.core.read().clone();
@@ -521,27 +540,18 @@ impl Admin {
                     .ok_or_else(|| {
                         AdminError::new(404, "not_found", format!("no processor {p:?}"))
                     })?;
-                let (tx, rx) = sync_channel(1);
-                if !g.send(Control::StopProcessor(p.clone(), tx)) {
-                    return Err(AdminError::new(
-                        503,
-                        "busy",
-                        "the group's control queue is full",
-                    ));
-                }
-                match rx.recv_timeout(self.timeout()) {
-                    Ok(Ok(())) => Ok(json!({"stopped": p})),
-                    Ok(Err(StopError::AlreadyStopped)) => Err(AdminError::new(
+                match self.route(g, |tx| Control::StopProcessor(p.clone(), tx))? {
+                    Ok(()) => Ok(json!({"stopped": p})),
+                    Err(StopError::AlreadyStopped) => Err(AdminError::new(
                         409,
                         "conflict",
                         format!("processor {p:?} is already stopped"),
                     )),
-                    Ok(Err(StopError::NotFound)) => Err(AdminError::new(
+                    Err(StopError::NotFound) => Err(AdminError::new(
                         404,
                         "not_found",
                         format!("no processor {p:?}"),
                     )),
-                    Err(_) => Err(AdminError::timeout(self.timeout().as_millis())),
                 }
             }
             "latency.status" => {
@@ -559,17 +569,7 @@ impl Admin {
                     {
                         continue;
                     }
-                    let (tx, rx) = sync_channel(1);
-                    if !g.send(Control::LatencyStatus(tx)) {
-                        return Err(AdminError::new(
-                            503,
-                            "busy",
-                            "the group's control queue is full",
-                        ));
-                    }
-                    let got = rx
-                        .recv_timeout(self.timeout())
-                        .map_err(|_| AdminError::timeout(self.timeout().as_millis()))?;
+                    let got = self.route(g, Control::LatencyStatus)?;
                     for r in got {
                         if args.first().is_some_and(|w| *w != r.name) {
                             continue;
@@ -604,16 +604,7 @@ impl Admin {
             "latency.reset" => {
                 no_args(args)?;
                 for g in &c.groups {
-                    let (tx, rx) = sync_channel(1);
-                    if !g.send(Control::ResetLatency(tx)) {
-                        return Err(AdminError::new(
-                            503,
-                            "busy",
-                            "the group's control queue is full",
-                        ));
-                    }
-                    rx.recv_timeout(self.timeout())
-                        .map_err(|_| AdminError::timeout(self.timeout().as_millis()))?;
+                    self.route(g, Control::ResetLatency)?;
                 }
                 Ok(json!({"reset": true}))
             }
@@ -656,22 +647,13 @@ impl Admin {
                     .iter()
                     .find(|g| g.name == group)
                     .expect("sub's group");
-                let (tx, rx) = sync_channel(1);
-                if !g.send(Control::Reconnect(feed.clone(), tx)) {
-                    return Err(AdminError::new(
-                        503,
-                        "busy",
-                        "the group's control queue is full",
-                    ));
-                }
-                match rx.recv_timeout(self.timeout()) {
-                    Ok(Ok(())) => Ok(json!({"reconnected": format!("{feed}/{group}")})),
-                    Ok(Err(())) => Err(AdminError::new(
+                match self.route(g, |tx| Control::Reconnect(feed.clone(), tx))? {
+                    Ok(()) => Ok(json!({"reconnected": format!("{feed}/{group}")})),
+                    Err(()) => Err(AdminError::new(
                         409,
                         "conflict",
                         format!("{feed}/{group} is not disconnected"),
                     )),
-                    Err(_) => Err(AdminError::timeout(self.timeout().as_millis())),
                 }
             }
             "agents" => {
@@ -751,21 +733,9 @@ impl Admin {
                         format!("no command {name:?}; GET /admin/commands lists them"),
                     ));
                 };
-                let (tx, rx) = sync_channel(1);
-                let routed =
-                    Control::Admin(cc.processor.clone(), name.to_string(), args.to_vec(), tx);
-                if !cc.group.send(routed) {
-                    return Err(AdminError::new(
-                        503,
-                        "busy",
-                        "the group's control queue is full",
-                    ));
-                }
-                match rx.recv_timeout(self.timeout()) {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(AdminError::new(500, "command_failed", e)),
-                    Err(_) => Err(AdminError::timeout(self.timeout().as_millis())),
-                }
+                let (proc, cmd, a) = (cc.processor.clone(), name.to_string(), args.to_vec());
+                self.route(&cc.group, |tx| Control::Admin(proc, cmd, a, tx))?
+                    .map_err(|e| AdminError::new(500, "command_failed", e))
             }
         }
     }

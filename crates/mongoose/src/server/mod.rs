@@ -195,8 +195,8 @@ pub struct StartError {
     pub error: String,
 }
 
-fn leak(s: &str) -> &'static str {
-    // Names live as long as the process: they label every envelope without a refcount.
+/// A name that lives as long as the process: names label every envelope without a refcount.
+pub(crate) fn leak(s: &str) -> &'static str {
     Box::leak(s.to_owned().into_boxed_str())
 }
 
