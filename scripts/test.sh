@@ -56,22 +56,24 @@ install_python_deps() {
     || die "pip install redbot failed"
 }
 
-install_compat_packages() {
-  # The Mattermost compatibility suite (crates/rustchat/tests/compat) drives the official
-  # @mattermost/client with Node; its packages come from the committed package-lock.json.
-  # npm ci wipes and reinstalls node_modules, so it runs only when they are missing or the
-  # lock file changed since the last install (npm writes node_modules/.package-lock.json):
-  # a warm machine needs no registry access at all.
-  local dir=crates/rustchat/tests/compat
-  command -v node >/dev/null 2>&1 || die "node not found (Node 20 is needed for $dir)"
-  command -v npm >/dev/null 2>&1 || die "npm not found (needed to install $dir/node_modules)"
-  local major
+install_node_packages() {
+  # Node test harnesses of rustchat (tests/compat: the official @mattermost/client; and any
+  # other tests/<suite>/package-lock.json, e.g. the OIDC provider and the browser driver)
+  # install from their committed lock files. npm ci wipes and reinstalls node_modules, so it
+  # runs only when they are missing or the lock file changed since the last install (npm
+  # writes node_modules/.package-lock.json): a warm machine needs no registry access at all.
+  command -v node >/dev/null 2>&1 || die "node not found (Node 20 is needed for the Node test suites)"
+  command -v npm >/dev/null 2>&1 || die "npm not found (needed to install the Node test suites)"
+  local major dir
   major="$(node -p 'process.versions.node.split(".")[0]')"
-  [ "$major" -ge 20 ] || die "node $(node --version) is too old for $dir (Node 20 or newer)"
-  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
-    || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    npm ci --no-audit --no-fund --prefix "$dir" || die "npm ci in $dir failed"
-  fi
+  [ "$major" -ge 20 ] || die "node $(node --version) is too old (Node 20 or newer)"
+  for lock in crates/*/tests/*/package-lock.json; do
+    dir="$(dirname "$lock")"
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+      || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
+      npm ci --no-audit --no-fund --prefix "$dir" || die "npm ci in $dir failed"
+    fi
+  done
 }
 
 step "installing test dependencies"
@@ -83,7 +85,7 @@ apt_install curl ca-certificates jq systemd
 apt_install postgresql-15 postgresql-client-15 redis-server redis-tools openssl
 install_prometheus
 install_python_deps
-install_compat_packages
+install_node_packages
 promtool --version 2>&1 | head -1
 echo "node $(node --version), npm $(npm --version)"
 
