@@ -142,6 +142,27 @@ async fn check(loaded: config::Loaded) -> ExitCode {
             }
         }
     }
+    // CHAT-R1, R22: each provider's discovery document within the probe budget, and the
+    // redirect URI the operator must register with it.
+    let http = crate::oidc::http::ProviderHttp::new();
+    for p in cfg.oauth.providers.values() {
+        let def = crate::oidc::from_config(p);
+        let uri = crate::oidc::redirect_uri(cfg, &p.name);
+        match crate::oidc::provider::probe(&def, &http, PROBE_TIMEOUT).await {
+            Ok(meta) => println!(
+                "ok     oauth.providers.{}: discovery ok (issuer {}); redirect_uri {uri}",
+                p.name, meta.issuer
+            ),
+            Err(detail) => {
+                errors += 1;
+                println!(
+                    "error  oauth.providers.{}: {} : {detail}; redirect_uri {uri}",
+                    p.name,
+                    crate::oidc::provider::discovery_url(&p.issuer_url)
+                );
+            }
+        }
+    }
     match std::fs::metadata(&cfg.data_dir) {
         Ok(m) if m.is_dir() => println!("ok     data_dir: {}", cfg.data_dir.display()),
         Ok(_) => {

@@ -51,6 +51,8 @@ pub struct Readiness {
     pub started: Instant,
     /// The `database` breaker, once the store exists.
     pub db_breaker: Mutex<Option<Arc<ron_kernel::CircuitBreaker>>>,
+    /// The OIDC providers' breakers (`oidc:<name>` in `/stats`), once the state exists.
+    pub oidc: Mutex<Option<Arc<crate::oidc::Oidc>>>,
     since: Mutex<(bool, time::OffsetDateTime)>,
     db_cache: Mutex<Option<(Instant, Value, bool)>>,
     disk_cache: Mutex<Option<(Instant, Value, bool)>>,
@@ -70,6 +72,7 @@ impl Readiness {
             min_free_bytes: u64::from(min_free_mb) * 1024 * 1024,
             started: Instant::now(),
             db_breaker: Mutex::new(None),
+            oidc: Mutex::new(None),
             since: Mutex::new((false, time::OffsetDateTime::now_utc())),
             db_cache: Mutex::new(None),
             disk_cache: Mutex::new(None),

@@ -15,14 +15,18 @@
 //! across nodes over Redis pub/sub with heartbeats, `cluster_nodes`, the bus counters and a
 //! `redis` readiness warning while Redis is away (`realtime::cluster`).
 //!
-//! Not yet (issue 7): cluster-wide presence, `session_revoked`/`config_changed` bus
-//! messages and the 1012 resync after a Redis gap, OIDC login (providers are validated, not
-//! offered), at-rest encryption beyond webhook tokens, the web UI and the load generator.
+//! OIDC login (CHAT-R22, `oidc`): authorization code + PKCE S256 + state + nonce, ID
+//! tokens verified against the provider JWKS, cookie-only delivery, per-provider breakers,
+//! providers from config or the admin API (client secrets sealed at rest).
+//!
+//! Not yet (issue 7): cluster-wide presence, `config_changed` bus messages, the web UI
+//! and the load generator.
 //!
 //! Layout: `config` (CHAT-R1-R3, R25), `store` (CHAT-R13: one SQL source compiled per
 //! backend), `auth` (CHAT-R21), `api` (routes, JSON rules; `error` renders both dialects),
 //! `realtime` (hub, WebSocket, presence, events: CHAT-R9, R18, R20), `ratelimit` (R23),
-//! `settings` (R4), `health` (R8), `metrics` (R26), `server` (lifecycle), `cli` (modes).
+//! `settings` (R4), `health` (R8), `metrics` (R26), `oidc` (R22), `server` (lifecycle),
+//! `cli` (modes).
 //!
 //! Decisions where the spec is silent (besides its §11):
 //! - One SQL source for both backends: `store/ops.rs` is `include!`d into a SQLite and a
@@ -45,6 +49,7 @@ pub mod health;
 pub mod ids;
 pub mod mentions;
 pub mod metrics;
+pub mod oidc;
 pub mod ratelimit;
 pub mod realtime;
 pub mod search_query;

@@ -343,6 +343,11 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
         shutting_down: Default::default(),
         hub: Default::default(),
         limits: crate::ratelimit::RateLimits::new(&cfg.security),
+        oidc: Arc::new(crate::oidc::Oidc::new(
+            &cfg,
+            store.clone(),
+            chat_metrics.clone(),
+        )),
         settings: ArcSwap::from_pointee(crate::settings::Settings::default()),
         version_id: version_id(&cfg.compat.mattermost_version, &cfg.cluster.node_id),
     }));
@@ -350,6 +355,8 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
         tracing::warn!(error = %e, "server_config read failed; using defaults");
     }
     tokio::spawn(crate::settings::refresh_loop(state.clone()));
+    *readiness.oidc.lock() = Some(state.oidc.clone());
+    crate::oidc::announce(&state).await;
     crate::api::v1::files::spawn_sweeper(state.clone());
     let bus_stop = tokio_util::sync::CancellationToken::new();
     if let Some(url) = &cfg.redis_url {

@@ -45,6 +45,8 @@ pub struct Inner {
     pub version_id: String,
     /// Per-IP rate limits (CHAT-R23).
     pub limits: crate::ratelimit::RateLimits,
+    /// OIDC providers, breakers and pending logins (CHAT-R22).
+    pub oidc: Arc<crate::oidc::Oidc>,
     /// Runtime settings from the `server_config` table (CHAT-R4).
     pub settings: ArcSwap<crate::settings::Settings>,
 }

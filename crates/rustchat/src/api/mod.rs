@@ -79,11 +79,25 @@ async fn stats(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Resp
         .clone()
         .map(|s| crate::server::saturation_now(&s))
         .unwrap_or(0.0);
+    let mut breakers = serde_json::Map::new();
+    breakers.insert(
+        "database".into(),
+        r.db_breaker
+            .lock()
+            .as_ref()
+            .map_or("closed", |b| b.state().as_str())
+            .into(),
+    );
+    if let Some(oidc) = r.oidc.lock().as_ref() {
+        for (name, state) in oidc.breaker_states() {
+            breakers.insert(name, state.into());
+        }
+    }
     axum::Json(serde_json::json!({
         "websocket_connections": m.ws_active.get(),
         "active_users": m.active_users.get(),
         "db_pool_saturation": saturation,
-        "circuit_breakers": {"database": r.db_breaker.lock().as_ref().map_or("closed", |b| b.state().as_str())},
+        "circuit_breakers": breakers,
         "node_id": m.metrics.base_labels().instance,
         "cluster_nodes": m.cluster_nodes.get(),
     }))

@@ -37,7 +37,7 @@ pub use secrets::{
     SecretString, WEAK_SECRET_WORDS, dev_jwt_secret, entropy_bits, key_material,
     load_or_create_dev_encryption_key, redact_url, redact_urls_in, secret_weaknesses,
 };
-pub use validate::PG_TEXT_SEARCH_CONFIGS;
+pub use validate::{PG_TEXT_SEARCH_CONFIGS, provider_from_json};
 
 use env::EnvSpellings;
 use raw::RawConfig;

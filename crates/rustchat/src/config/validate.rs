@@ -587,20 +587,12 @@ impl Checker {
                 providers.insert(name.clone(), p);
             }
         }
-        if !o.providers.is_empty() {
-            // OIDC login is a later increment (issue 7): providers are validated and the
-            // operator is told they are not offered by this build.
-            self.warn(
-                "oauth.providers",
-                "this build has no OIDC login yet: configured providers are validated but not offered",
+        if !o.providers.is_empty() && !has_site_url {
+            self.error(
+                "site_url",
+                "required when OAuth providers are configured: redirect URIs are built \
+                 from it; set RUSTCHAT_SITE_URL",
             );
-            if !has_site_url {
-                self.error(
-                    "site_url",
-                    "required when OAuth providers are configured: redirect URIs are built \
-                     from it; set RUSTCHAT_SITE_URL",
-                );
-            }
         }
         OAuthConfig {
             breaker_failure_threshold: self.range(
@@ -643,13 +635,17 @@ impl Checker {
         let issuer_url = required("issuer_url", &p.issuer_url);
         let client_id = required("client_id", &p.client_id);
         let client_secret = required("client_secret", &p.client_secret);
-        if let Some(url) = &issuer_url
-            && http_origin_parts(url).is_none()
-        {
-            self.error(
+        match issuer_url.as_deref().map(http_origin_parts) {
+            Some(None) => self.error(
                 key("issuer_url"),
                 "must be an absolute http(s) URL such as https://accounts.google.com",
-            );
+            ),
+            // CHAT-R30: in production only https provider URLs are ever fetched.
+            Some(Some(("http", _))) if self.production => self.error(
+                key("issuer_url"),
+                "must be https in production (tokens and secrets travel to it)",
+            ),
+            _ => {}
         }
         let scopes = p.scopes.as_ref().map_or_else(
             || DEFAULT_OAUTH_SCOPES.map(str::to_owned).to_vec(),
@@ -685,6 +681,34 @@ impl Checker {
             allowed_email_domains,
             link_by_email: p.link_by_email,
         })
+    }
+}
+
+/// Checks one provider sent to the admin API (a JSON object with the fields of an
+/// `[oauth.providers.<name>]` table) with the same rules as the configuration file;
+/// `Err((key, reason))` names the first problem.
+pub fn provider_from_json(
+    name: &str,
+    body: serde_json::Value,
+    production: bool,
+) -> Result<OAuthProvider, (String, String)> {
+    let raw: RawProvider = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        (
+            format!("oauth.providers.{name}.{path}"),
+            e.into_inner().to_string(),
+        )
+    })?;
+    let mut c = Checker {
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        production,
+    };
+    let p = c.provider(name, &raw);
+    match (p, c.problems.into_iter().next()) {
+        (Some(p), None) => Ok(p),
+        (_, Some(problem)) => Err(problem),
+        (None, None) => Err((format!("oauth.providers.{name}"), "invalid provider".into())),
     }
 }
 

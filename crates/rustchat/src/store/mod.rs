@@ -40,6 +40,7 @@ pub mod sqlite_ops {
     pub const PG: bool = false;
     include!("ops.rs");
     include!("ops_more.rs");
+    include!("ops_oidc.rs");
 }
 
 /// Statements compiled for PostgreSQL.
@@ -51,6 +52,7 @@ pub mod pg_ops {
     pub const PG: bool = true;
     include!("ops.rs");
     include!("ops_more.rs");
+    include!("ops_oidc.rs");
 }
 
 /// Why a storage call failed, in the terms the API maps to statuses.

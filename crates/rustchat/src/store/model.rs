@@ -318,3 +318,20 @@ pub struct SearchArgs {
     pub offset: i64,
     pub limit: i64,
 }
+
+/// `oauth_providers` row: an OIDC provider added through the admin API (CHAT-R22); the
+/// client secret is sealed with the at-rest key (AAD `oauth_providers.client_secret:<name>`).
+#[derive(Debug, Clone, FromRow)]
+pub struct StoredProvider {
+    pub name: String,
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret_enc: String,
+    pub display_name: String,
+    /// Space-separated.
+    pub scopes: String,
+    /// Space-separated, lower case.
+    pub allowed_email_domains: String,
+    pub link_by_email: bool,
+    pub created_at: i64,
+}

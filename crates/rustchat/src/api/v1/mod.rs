@@ -2,11 +2,13 @@
 
 pub mod admin;
 pub mod admin_config;
+pub mod admin_oauth;
 pub mod auth;
 pub mod channels;
 pub mod extra;
 pub mod files;
 pub mod hooks;
+pub mod oauth;
 pub mod posts;
 pub mod search;
 pub mod teams;
@@ -30,7 +32,19 @@ pub fn routes() -> Router<AppState> {
             Router::new()
                 .route("/api/v1/auth/register", post(auth::register))
                 .route("/api/v1/auth/login", post(auth::login))
+                .route("/api/v1/oauth2/{p}/login", get(oauth::login))
+                .route("/api/v1/oauth2/{p}/callback", get(oauth::callback))
+                .route("/api/v1/oauth2/exchange", post(oauth::exchange))
                 .route_layer(axum::middleware::from_fn(crate::ratelimit::auth_limit)),
+        )
+        .route("/api/v1/oauth2/providers", get(oauth::providers))
+        .route(
+            "/api/v1/admin/oauth/providers",
+            get(admin_oauth::list).post(admin_oauth::create),
+        )
+        .route(
+            "/api/v1/admin/oauth/providers/{name}",
+            axum::routing::delete(admin_oauth::delete),
         )
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/auth/me", get(auth::me))
