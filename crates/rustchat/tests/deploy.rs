@@ -169,14 +169,22 @@ fn prometheus_rules_and_scrape_configs_pass_promtool() {
         text.contains("field kubernetes_sd_configs not found"),
         "{k8s}:\n{text}"
     );
-    eprintln!("note: this promtool has no Kubernetes discovery; checking {k8s} with a static target");
+    eprintln!(
+        "note: this promtool has no Kubernetes discovery; checking {k8s} with a static target"
+    );
     let sd = "    kubernetes_sd_configs:\n      - role: pod\n";
     let original = read(&dir.join(k8s));
-    assert!(original.contains(sd), "{k8s} changed shape; update this test");
+    assert!(
+        original.contains(sd),
+        "{k8s} changed shape; update this test"
+    );
     let scratch = temp_dir("rustchat-scrape");
     std::fs::write(
         scratch.join(k8s),
-        original.replace(sd, "    static_configs:\n      - targets: [\"10.0.0.1:3000\"]\n"),
+        original.replace(
+            sd,
+            "    static_configs:\n      - targets: [\"10.0.0.1:3000\"]\n",
+        ),
     )
     .unwrap();
     std::fs::copy(dir.join(RULES), scratch.join(RULES)).unwrap();
@@ -189,7 +197,10 @@ fn prometheus_rules_and_scrape_configs_pass_promtool() {
 const RUNBOOK_ALERTS: [(&str, &[&str]); 7] = [
     (
         "RustchatHighErrorRate",
-        &[r#"rate(rustchat_http_requests_total{status=~"5.."}[5m])"#, "> 0.01"],
+        &[
+            r#"rate(rustchat_http_requests_total{status=~"5.."}[5m])"#,
+            "> 0.01",
+        ],
     ),
     (
         "RustchatHighLatencyP99",
@@ -214,7 +225,10 @@ const RUNBOOK_ALERTS: [(&str, &[&str]); 7] = [
     ("RustchatDown", &[r#"up{job="rustchat"} == 0"#]),
     (
         "RustchatHighErrorRateCritical",
-        &[r#"rate(rustchat_http_requests_total{status=~"5.."}[5m])"#, "> 0.05"],
+        &[
+            r#"rate(rustchat_http_requests_total{status=~"5.."}[5m])"#,
+            "> 0.05",
+        ],
     ),
 ];
 
@@ -239,10 +253,17 @@ fn alert_rules_carry_the_runbook_table_and_are_unit_tested() {
             assert!(expr.contains(f), "{name}: {expr:?} lacks {f:?}");
         }
     }
-    assert_eq!(alerts.len(), RUNBOOK_ALERTS.len(), "an alert this test does not know");
+    assert_eq!(
+        alerts.len(),
+        RUNBOOK_ALERTS.len(),
+        "an alert this test does not know"
+    );
     for (name, rule) in &alerts {
         assert!(
-            matches!(rule["labels"]["severity"].as_str(), Some("warning" | "critical")),
+            matches!(
+                rule["labels"]["severity"].as_str(),
+                Some("warning" | "critical")
+            ),
             "{name}: severity"
         );
         assert!(
@@ -284,7 +305,9 @@ fn alert_rules_carry_the_runbook_table_and_are_unit_tested() {
     for rule in rules.iter().filter(|r| r.get("record").is_some()) {
         let record = rule_str(rule, "record");
         assert!(
-            exprs.iter().any(|e| promql::metric_names(e).contains(record)),
+            exprs
+                .iter()
+                .any(|e| promql::metric_names(e).contains(record)),
             "no unit test evaluates the recording rule {record}"
         );
     }
@@ -293,9 +316,15 @@ fn alert_rules_carry_the_runbook_table_and_are_unit_tested() {
         let doc = &yaml_docs(&deploy_dir().join("prometheus").join(file))[0];
         let jobs = doc["scrape_configs"].as_array().expect("scrape_configs");
         assert_eq!(jobs.len(), 1, "{file}");
-        assert_eq!(jobs[0]["job_name"], "rustchat", "{file}: RustchatDown matches job=\"rustchat\"");
+        assert_eq!(
+            jobs[0]["job_name"], "rustchat",
+            "{file}: RustchatDown matches job=\"rustchat\""
+        );
         assert_eq!(jobs[0]["metrics_path"], METRICS_PATH, "{file}");
-        assert_eq!(jobs[0]["honor_labels"], true, "{file}: instance is the node id");
+        assert_eq!(
+            jobs[0]["honor_labels"], true,
+            "{file}: instance is the node id"
+        );
         assert_eq!(doc["rule_files"], serde_json::json!([RULES]), "{file}");
     }
 }
@@ -328,7 +357,10 @@ fn dashboard_queries(dash: &Value) -> Vec<(String, String)> {
         }
     }
     for v in dash["templating"]["list"].as_array().expect("templating") {
-        let q = v["query"]["query"].as_str().or(v["query"].as_str()).unwrap_or("");
+        let q = v["query"]["query"]
+            .as_str()
+            .or(v["query"].as_str())
+            .unwrap_or("");
         // label_values(SELECTOR, LABEL): only the selector names a metric.
         if let Some(args) = q.strip_prefix("label_values(") {
             let selector = args.rsplit_once(',').map_or(args, |(s, _)| s);
@@ -383,7 +415,12 @@ fn families_after_a_breaker_transition() -> Option<BTreeMap<String, String>> {
     let login = serde_json::json!({"login": "nobody", "password": "password-123"});
     loop {
         let r = chat.call("POST", "/api/v1/auth/login", None, Some(&login));
-        assert!(r.status == 503 || r.status == 401, "{}: {}", r.status, r.text);
+        assert!(
+            r.status == 503 || r.status == 401,
+            "{}: {}",
+            r.status,
+            r.text
+        );
         let stats = chat.call("GET", "/api/v1/health/stats", None, None);
         if stats.json["circuit_breakers"]["database"] == "open" {
             break;
@@ -410,15 +447,26 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
     let page = test_support::get(chat.addr, METRICS_PATH, &[]);
     assert_eq!(page.status, 200);
     let families = families(&page.text());
-    assert!(families.contains_key("rustchat_http_requests_total"), "{}", page.text());
+    assert!(
+        families.contains_key("rustchat_http_requests_total"),
+        "{}",
+        page.text()
+    );
 
     let rules = prometheus_rules();
     let recorded: BTreeSet<&str> = rules.iter().map(|r| rule_str(r, "record")).collect();
     let mut queries: Vec<(String, String)> = rules
         .iter()
         .map(|r| {
-            let name = if r.get("alert").is_some() { "alert" } else { "record" };
-            (format!("{name} {}", rule_str(r, name)), rule_str(r, "expr").to_string())
+            let name = if r.get("alert").is_some() {
+                "alert"
+            } else {
+                "record"
+            };
+            (
+                format!("{name} {}", rule_str(r, name)),
+                rule_str(r, "expr").to_string(),
+            )
         })
         .collect();
     let dash = dashboard();
@@ -444,7 +492,10 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
             checked.insert(name);
         }
     }
-    assert!(missing.is_empty(), "not exported by the server: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "not exported by the server: {missing:#?}"
+    );
     let families = if first_event.is_empty() {
         families
     } else {
@@ -472,7 +523,10 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
         .keys()
         .filter(|f| f.starts_with("rustchat_") && !on_dashboard.contains(*f))
         .collect();
-    assert!(absent.is_empty(), "families without a dashboard panel: {absent:?}");
+    assert!(
+        absent.is_empty(),
+        "families without a dashboard panel: {absent:?}"
+    );
     assert!(checked.len() >= 20, "{checked:?}");
 }
 
@@ -502,7 +556,10 @@ fn grafana_dashboard_panels_use_the_datasource_and_instance_variables() {
     let mut queries = 0;
     for p in panels(&dash) {
         let title = p["title"].as_str().unwrap_or("");
-        assert!(ids.insert(p["id"].as_u64().expect("panel id")), "duplicate id: {title}");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("panel id")),
+            "duplicate id: {title}"
+        );
         let grid = &p["gridPos"];
         assert!(
             grid["x"].as_u64().unwrap() + grid["w"].as_u64().unwrap() <= 24,
@@ -577,10 +634,11 @@ fn sample_default(section: &str, key: &str) -> String {
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
             in_section = line == format!("[{section}]");
-        } else if in_section && let Some((k, v)) = line.split_once('=') {
-            if k.trim() == key {
-                return v.trim().to_string();
-            }
+        } else if in_section
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return v.trim().to_string();
         }
     }
     panic!("configs/rustchat.toml has no {section}.{key}")
@@ -651,7 +709,11 @@ fn kubernetes_manifests_match_the_server_and_the_runbook() {
     assert!(selects(&spec["selector"]["matchLabels"], labels));
     let pod_spec = &pod["spec"];
     let containers = pod_spec["containers"].as_array().unwrap();
-    assert_eq!(containers.len(), 1, "`kubectl logs -l app=rustchat` needs one container");
+    assert_eq!(
+        containers.len(),
+        1,
+        "`kubectl logs -l app=rustchat` needs one container"
+    );
     let c = &containers[0];
     assert!(
         c["image"].as_str().unwrap().contains("REPLACE_WITH"),
@@ -666,7 +728,10 @@ fn kubernetes_manifests_match_the_server_and_the_runbook() {
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0]["containerPort"].as_u64(), Some(default_port));
     let port_name = ports[0]["name"].as_str().unwrap();
-    assert_eq!(cm("RUSTCHAT_SERVER_PORT"), Some(default_port.to_string().as_str()));
+    assert_eq!(
+        cm("RUSTCHAT_SERVER_PORT"),
+        Some(default_port.to_string().as_str())
+    );
     let svc_port = &service["spec"]["ports"][0];
     assert_eq!(svc_port["port"].as_u64(), Some(default_port));
     assert_eq!(svc_port["targetPort"], port_name);
@@ -718,7 +783,9 @@ fn kubernetes_manifests_match_the_server_and_the_runbook() {
         .iter()
         .find(|v| v["name"] == mount["name"])
         .unwrap();
-    let claim = volume["persistentVolumeClaim"]["claimName"].as_str().unwrap();
+    let claim = volume["persistentVolumeClaim"]["claimName"]
+        .as_str()
+        .unwrap();
     let pvc = object(&objects, "PersistentVolumeClaim", claim);
     assert_eq!(
         pvc["spec"]["accessModes"],
@@ -727,7 +794,10 @@ fn kubernetes_manifests_match_the_server_and_the_runbook() {
     );
     for kind in ["requests", "limits"] {
         for res in ["cpu", "memory"] {
-            assert!(c["resources"][kind][res].is_string(), "resources.{kind}.{res}");
+            assert!(
+                c["resources"][kind][res].is_string(),
+                "resources.{kind}.{res}"
+            );
         }
     }
 
@@ -753,18 +823,26 @@ fn kubernetes_manifests_match_the_server_and_the_runbook() {
     }
     let rotated = object(&objects, "Secret", "rustchat-secrets");
     assert_eq!(
-        rotated["stringData"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        rotated["stringData"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["jwt"]
     );
 
     // Every variable the pod sees: the ConfigMap, the Secrets and the Service links.
     let links = service_links(service, "10.96.18.4");
     assert!(
-        links.iter().any(|(k, v)| k == "RUSTCHAT_PORT" && v.starts_with("tcp://")),
+        links
+            .iter()
+            .any(|(k, v)| k == "RUSTCHAT_PORT" && v.starts_with("tcp://")),
         "the Service named rustchat injects RUSTCHAT_PORT=tcp://…"
     );
-    let (Some(pg), Some(redis)) = (test_support::PgServer::shared(), test_support::RedisServer::start())
-    else {
+    let (Some(pg), Some(redis)) = (
+        test_support::PgServer::shared(),
+        test_support::RedisServer::start(),
+    ) else {
         return;
     };
     let dir = temp_dir("rustchat-k8s-env");
@@ -773,7 +851,9 @@ fn kubernetes_manifests_match_the_server_and_the_runbook() {
     let mut env: Vec<(String, String)> = config_data
         .iter()
         .map(|(k, v)| {
-            let v = v.as_str().unwrap_or_else(|| panic!("{k}: ConfigMap values are strings"));
+            let v = v
+                .as_str()
+                .unwrap_or_else(|| panic!("{k}: ConfigMap values are strings"));
             match k.as_str() {
                 "RUSTCHAT_DATA_DIR" => (k.clone(), data.display().to_string()),
                 _ => (k.clone(), v.to_string()),
@@ -813,15 +893,23 @@ fn kubernetes_manifests_match_the_server_and_the_runbook() {
     typo.push(("RUSTCHAT_DB_POOL__MAX_CONECTIONS".into(), "5".into()));
     let (code, out, _) = check(&typo);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("error  RUSTCHAT_DB_POOL__MAX_CONECTIONS"), "{out}");
+    assert!(
+        out.contains("error  RUSTCHAT_DB_POOL__MAX_CONECTIONS"),
+        "{out}"
+    );
 
     // The example Secret placeholders are refused in production, as the file says.
     let (code, out, _) = check(&with_secrets(&|k, v| {
-        if k.ends_with("_URL") { loopback(k) } else { v.to_string() }
+        if k.ends_with("_URL") {
+            loopback(k)
+        } else {
+            v.to_string()
+        }
     }));
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.lines().any(|l| l.starts_with("error") && l.contains("jwt_secret")),
+        out.lines()
+            .any(|l| l.starts_with("error") && l.contains("jwt_secret")),
         "{out}"
     );
     std::fs::remove_dir_all(dir).unwrap();
@@ -841,9 +929,16 @@ fn the_deploy_readme_lists_every_file() {
                 stack.push(path);
                 continue;
             }
-            let rel = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             if rel != "README.md" {
-                assert!(readme.contains(&format!("`{rel}`")), "README.md does not list `{rel}`");
+                assert!(
+                    readme.contains(&format!("`{rel}`")),
+                    "README.md does not list `{rel}`"
+                );
                 seen += 1;
             }
         }

@@ -62,8 +62,7 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
         let c = blanked[i];
         if c.is_ascii_digit() || c == '.' {
             // A number or duration (`0.99`, `1e-9`, `5m`): its letters are no identifier.
-            while i < blanked.len() && (blanked[i].is_ascii_alphanumeric() || blanked[i] == '.')
-            {
+            while i < blanked.len() && (blanked[i].is_ascii_alphanumeric() || blanked[i] == '.') {
                 i += 1;
             }
             continue;
@@ -192,7 +191,10 @@ fn blank_label_lists(chars: &[char]) -> Vec<char> {
         while i < out.len() && is_ident_char(out[i]) {
             i += 1;
         }
-        let word: String = out[start..i].iter().collect::<String>().to_ascii_lowercase();
+        let word: String = out[start..i]
+            .iter()
+            .collect::<String>()
+            .to_ascii_lowercase();
         if !LABEL_LIST_KEYWORDS.contains(&word.as_str()) {
             continue;
         }
