@@ -329,7 +329,7 @@ fn alert_rules_carry_the_runbook_table_and_are_unit_tested() {
     }
 }
 
-/// The dashboard's targets and its variable queries' metric selectors.
+/// The shipped Grafana dashboard, parsed.
 fn dashboard() -> Value {
     serde_json::from_str(&read(&deploy_dir().join("grafana/rustchat.json")))
         .expect("grafana/rustchat.json is JSON")
