@@ -52,6 +52,19 @@ pub struct ChatMetrics {
 }
 
 impl ChatMetrics {
+    /// Pre-registers every transition series of breaker `name` at 0 (CHAT-R26: families
+    /// are visible before the first event, so `increase()` alerts see the first change).
+    pub fn register_breaker_transitions(m: &ChatMetrics, name: &str) {
+        for (from, to) in [
+            ("closed", "open"),
+            ("open", "half_open"),
+            ("half_open", "closed"),
+            ("half_open", "open"),
+        ] {
+            m.breaker_changes.with_label_values(&[name, from, to]);
+        }
+    }
+
     /// Registers every family on `metrics` with its known label sets at zero.
     pub fn register(
         metrics: Arc<Metrics>,
@@ -182,6 +195,7 @@ impl ChatMetrics {
             m.messages_sent.with_label_values(&[source]);
         }
         m.breaker_state.with_label_values(&["database"]);
+        Self::register_breaker_transitions(&m, "database");
         for (endpoint, kind) in [("auth", "ip"), ("ws", "ip"), ("webhook", "hook")] {
             m.rate_limit_hits.with_label_values(&[endpoint, kind]);
         }

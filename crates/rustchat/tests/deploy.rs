@@ -395,50 +395,10 @@ fn exported(families: &BTreeMap<String, String>, name: &str) -> bool {
         || matches!(base_type("_count"), Some("histogram" | "summary"))
 }
 
-/// Families a fresh server does not export yet: `rustchat_circuit_breaker_state_changes_total`
-/// gets its (breaker, from, to) series at the first transition (no label set is registered
-/// in advance), so it is checked after one.
-const FIRST_EVENT_FAMILIES: [&str; 1] = ["rustchat_circuit_breaker_state_changes_total"];
-
-/// The families of a PostgreSQL-backed server whose `database` breaker has opened: a private
-/// PostgreSQL is stopped under failing logins. None (skipped) without PostgreSQL.
-fn families_after_a_breaker_transition() -> Option<BTreeMap<String, String>> {
-    let pg = test_support::PgServer::start_private()?;
-    let chat = common::Chat::start_in(
-        temp_dir("rustchat-breaker"),
-        common::Db::Postgres,
-        Some(pg.fresh_database()),
-        &[("RUSTCHAT_DB_POOL_ACQUIRE_TIMEOUT_MS", "100")],
-    );
-    pg.stop();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let login = serde_json::json!({"login": "nobody", "password": "password-123"});
-    loop {
-        let r = chat.call("POST", "/api/v1/auth/login", None, Some(&login));
-        assert!(
-            r.status == 503 || r.status == 401,
-            "{}: {}",
-            r.status,
-            r.text
-        );
-        let stats = chat.call("GET", "/api/v1/health/stats", None, None);
-        if stats.json["circuit_breakers"]["database"] == "open" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the database breaker did not open: {}",
-            stats.text
-        );
-    }
-    let page = test_support::get(chat.addr, METRICS_PATH, &[]);
-    Some(families(&page.text()))
-}
-
 /// Test 13 / §9 (CHAT-R26, R32): every metric the alert rules, recording rules and dashboard
 /// read is a family a freshly started SQLite server exports on the scrape path (families
-/// are pre-registered; [`FIRST_EVENT_FAMILIES`] after their first event), and the dashboard
-/// shows every rustchat family.
+/// are pre-registered, breaker transitions included), and the dashboard shows every rustchat
+/// family.
 #[test]
 fn every_metric_the_rules_and_dashboard_read_is_exported() {
     let Some(chat) = common::Chat::start(common::Db::Sqlite, &[]) else {
@@ -474,7 +434,6 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
     queries.extend(dash_queries.iter().cloned());
 
     let mut missing = Vec::new();
-    let mut first_event = BTreeSet::new();
     let mut checked = BTreeSet::new();
     for (place, expr) in &queries {
         let names = promql::metric_names(expr);
@@ -484,9 +443,7 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
             if recorded.contains(name.as_str()) || name == "up" {
                 continue;
             }
-            if FIRST_EVENT_FAMILIES.contains(&name.as_str()) && !exported(&families, &name) {
-                first_event.insert(name.clone());
-            } else if !exported(&families, &name) {
+            if !exported(&families, &name) {
                 missing.push(format!("{place}: {name}"));
             }
             checked.insert(name);
@@ -496,19 +453,6 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
         missing.is_empty(),
         "not exported by the server: {missing:#?}"
     );
-    let families = if first_event.is_empty() {
-        families
-    } else {
-        drop(chat);
-        let Some(after) = families_after_a_breaker_transition() else {
-            return;
-        };
-        for name in &first_event {
-            assert!(exported(&after, name), "{name} missing after a transition");
-        }
-        after
-    };
-
     let on_dashboard: BTreeSet<String> = dash_queries
         .iter()
         .flat_map(|(_, e)| promql::metric_names(e))

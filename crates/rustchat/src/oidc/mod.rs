@@ -133,16 +133,7 @@ impl Oidc {
             .breaker_state
             .with_label_values(&[&label])
             .set(0);
-        for (from, to) in [
-            ("closed", "open"),
-            ("open", "half_open"),
-            ("half_open", "closed"),
-            ("half_open", "open"),
-        ] {
-            self.metrics
-                .breaker_changes
-                .with_label_values(&[&label, from, to]);
-        }
+        ChatMetrics::register_breaker_transitions(&self.metrics, &label);
         let rt = Arc::new(ProviderRuntime::new(name, failures, open_for, Some(hook)));
         map.insert(name.to_string(), rt.clone());
         rt
