@@ -203,6 +203,13 @@ impl Browser {
         resp
     }
 
+    /// Copies the cookies of one origin to another (two nodes behind one site name).
+    fn share_cookies(&mut self, from: &str, to: &str) {
+        let (a, b) = (split_url(from).0, split_url(to).0);
+        let cookies = self.jar.get(&a).cloned().unwrap_or_default();
+        self.jar.entry(b).or_default().extend(cookies);
+    }
+
     fn cookie(&self, base: &str, name: &str) -> Option<String> {
         let (authority, _) = split_url(base);
         self.jar.get(&authority)?.get(name).cloned()
@@ -473,6 +480,63 @@ fn t21_redis_keys_and_ttls_during_the_flow() {
     let r = b.send("POST", &format!("{}/api/v1/oauth2/exchange", s.base));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.chat.pg_count("SELECT COUNT(*) FROM oauth_pending"), 0);
+}
+
+/// Cluster (CHAT-R19, R22): a login started on node A finishes on node B (the callback and
+/// the exchange may land on any node behind the load balancer): states and codes are shared
+/// through Redis, the verifier sealed with the shared encryption key.
+#[test]
+fn t21_a_login_started_on_one_node_finishes_on_another() {
+    let Some(node) = node() else { return };
+    let Some(url) = common::pg_url() else { return };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let redis_url = redis.url();
+    let key = "b2lkYy1jbHVzdGVyLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWZnaGlqa2xtbm9w";
+    let s = setup(
+        &node,
+        "fake.mjs",
+        "fake",
+        Db::Postgres,
+        Some(url.clone()),
+        &[
+            ("RUSTCHAT_REDIS_URL", &redis_url),
+            ("RUSTCHAT_ENCRYPTION_KEY", key),
+        ],
+    );
+    let b_node = Chat::start_in(
+        temp_dir("rustchat-oidc-b"),
+        Db::Postgres,
+        Some(url),
+        &[
+            ("RUSTCHAT_SITE_URL", &s.base),
+            ("RUSTCHAT_REDIS_URL", &redis_url),
+            ("RUSTCHAT_ENCRYPTION_KEY", key),
+            ("RUSTCHAT_OAUTH__PROVIDERS__FAKE__ISSUER_URL", &s.idp.issuer),
+            ("RUSTCHAT_OAUTH__PROVIDERS__FAKE__CLIENT_ID", "rustchat"),
+            (
+                "RUSTCHAT_OAUTH__PROVIDERS__FAKE__CLIENT_SECRET",
+                CLIENT_SECRET,
+            ),
+        ],
+    );
+    let base_b = format!("http://{}", b_node.addr);
+    let mut b = Browser::default();
+    let cb = b.follow_to_callback(&s.base, "/api/v1/oauth2/fake/login");
+    b.share_cookies(&s.base, &base_b);
+    let r = b.send("GET", &cb.replacen(&s.base, &base_b, 1));
+    assert_eq!(r.status, 302, "callback on node B: {}", r.text());
+    b.share_cookies(&base_b, &s.base);
+    let r = b.send("POST", &format!("{}/api/v1/oauth2/exchange", s.base));
+    assert_eq!(r.status, 200, "exchange on node A: {}", r.text());
+    let token = b.cookie(&s.base, "rustchat_session").unwrap();
+    assert_eq!(
+        b_node
+            .call("GET", "/api/v1/auth/me", Some(&token), None)
+            .status,
+        200
+    );
 }
 
 /// Test 22: tampered, missing or replayed state → 400 and an ERROR `OAuth state` line.
