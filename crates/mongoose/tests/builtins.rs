@@ -206,6 +206,55 @@ fn stopping_emits_the_open_window_as_partial() {
 }
 
 #[test]
+fn count_by_key_with_error_when_counts_errors_and_their_rate_per_key() {
+    let c = cfg(
+        json!({"key": "route", "windowMs": 3_600_000, "to": "counts",
+        "errorWhen": {"field": "status", "op": "ge", "value": 500}}),
+    );
+    let procs: Vec<(&'static str, Factory)> = vec![(
+        "c3",
+        Box::new(move || Ok(Box::new(CountByKey::new(&c)?) as Box<dyn Processor<Record>>)),
+    )];
+    let srv = run("bi-4", procs, &["counts"]);
+    let mut p = srv.publisher("in").unwrap();
+    for (route, status) in [
+        ("api", 200),
+        ("api", 502),
+        ("api", 200),
+        ("api", 503),
+        ("ui", 200),
+    ] {
+        p.publish(Record::new(json!({"route": route, "status": status})))
+            .unwrap();
+    }
+    // Without a status field an event is never an error.
+    p.publish(Record::new(json!({"route": "ui"}))).unwrap();
+    let s = srv.subscriptions()[0].clone();
+    wait("consumed", || {
+        s.consumed.load(std::sync::atomic::Ordering::Acquire) == 6
+    });
+    srv.shutdown(Duration::from_secs(2));
+    let out = values(&srv, "counts");
+    let rows: Vec<(String, u64, u64, f64)> = out
+        .iter()
+        .map(|v| {
+            (
+                v["key"].as_str().unwrap().to_string(),
+                v["count"].as_u64().unwrap(),
+                v["errors"].as_u64().unwrap(),
+                v["error_rate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("api".into(), 4, 2, 0.5), ("ui".into(), 2, 0, 0.0)]);
+    assert!(
+        CountByKey::<Record>::new(&cfg(json!({"key": "k", "to": "s",
+            "errorWhen": {"field": "status", "op": "bogus", "value": 1}})))
+        .is_err()
+    );
+}
+
+#[test]
 fn bad_configs_name_the_key() {
     let e = Filter::<Record>::new(&cfg(
         json!({"field": "x", "op": "eq", "value": 1, "to": "s", "tpyo": 1}),

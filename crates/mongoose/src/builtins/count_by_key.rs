@@ -3,6 +3,11 @@
 //! `{"window_start","window_end","key","count"}` per key (RFC3339 times) to `to`. Keys
 //! beyond `maxKeys` count under `"__overflow__"`. `stop` emits the open window with
 //! `"partial": true`.
+//!
+//! Extension beyond the spec's table (optional, off by default): `errorWhen: {field, op,
+//! value}` (the `filter` predicate) also counts the events that match it per key, and each
+//! record then carries `"errors"` and `"error_rate"` (errors / count), so per-route request
+//! counts and error rates come from one processor and one window (ronctl's access-log stats).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::filter::send_error;
+use super::filter::{Op, matches, send_error};
 use super::{key_text, parse_config};
 use crate::event::{Envelope, JsonEvent};
 use crate::processor::{Context, Processor, ProcessorError};
@@ -37,6 +42,22 @@ pub struct CountConfig {
     /// Emit a `__empty__`-free record for windows with no events? (false: emit nothing).
     #[serde(default)]
     pub emit_empty: bool,
+    /// Also count events matching this predicate (`errors`, `error_rate` in each record).
+    #[serde(default)]
+    pub error_when: Option<ErrorWhen>,
+}
+
+/// The `errorWhen` predicate: the `filter` processor's field, op and value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorWhen {
+    /// Field path.
+    pub field: String,
+    /// Operator.
+    pub op: Op,
+    /// Operand.
+    #[serde(default)]
+    pub value: serde_json::Value,
 }
 
 fn second() -> u64 {
@@ -50,7 +71,8 @@ fn max_keys() -> usize {
 pub struct CountByKey<E> {
     cfg: CountConfig,
     to: Option<SinkHandle<E>>,
-    counts: HashMap<String, u64>,
+    /// Per key: (events, events matching `errorWhen`).
+    counts: HashMap<String, (u64, u64)>,
     window_start: u64,
 }
 
@@ -108,11 +130,15 @@ impl<E: JsonEvent> CountByKey<E> {
             ctx.forward(&sink, e)
                 .map_err(|e| send_error(e, &self.cfg.to))?;
         }
-        let mut keys: Vec<(String, u64)> = self.counts.drain().collect();
+        let mut keys: Vec<(String, (u64, u64))> = self.counts.drain().collect();
         keys.sort();
-        for (key, count) in keys {
+        for (key, (count, errors)) in keys {
             let mut v =
                 json!({"window_start": start, "window_end": end_s, "key": key, "count": count});
+            if self.cfg.error_when.is_some() {
+                v["errors"] = json!(errors);
+                v["error_rate"] = json!(errors as f64 / count.max(1) as f64);
+            }
             if partial {
                 v["partial"] = json!(true);
             }
@@ -142,13 +168,22 @@ impl<E: JsonEvent> Processor<E> for CountByKey<E> {
             .field(&self.cfg.key)
             .map(key_text)
             .unwrap_or_else(|| "null".into());
-        if let Some(c) = self.counts.get_mut(&key) {
-            *c += 1;
+        let error = self
+            .cfg
+            .error_when
+            .as_ref()
+            .is_some_and(|w| matches(w.op, env.event().field(&w.field), &w.value));
+        let slot = if let Some(c) = self.counts.get_mut(&key) {
+            c
         } else if self.counts.len() < self.cfg.max_keys {
-            self.counts.insert(key, 1);
+            self.counts.entry(key).or_insert((0, 0))
         } else {
-            *self.counts.entry(OVERFLOW_KEY.to_string()).or_insert(0) += 1;
-        }
+            self.counts
+                .entry(OVERFLOW_KEY.to_string())
+                .or_insert((0, 0))
+        };
+        slot.0 += 1;
+        slot.1 += u64::from(error);
         Ok(())
     }
     fn on_timer(&mut self, token: u64, ctx: &mut Context<'_, E>) -> Result<(), ProcessorError> {
