@@ -1,0 +1,67 @@
+//! The command line: `ronctl up` and `ronctl status`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Default state directory (configs, data, logs of every service), relative to the
+/// working directory.
+pub const DEFAULT_STATE_DIR: &str = ".ronctl";
+/// Default front door: sentinel-proxy's listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// ronctl: run and inspect the whole ron stack.
+#[derive(Debug, Parser)]
+#[command(name = "ronctl", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start every service on embedded defaults behind sentinel-proxy; Ctrl-C drains them
+    /// in order (front door first).
+    Up(UpArgs),
+    /// Print each service's readiness (exit 0 when all are ready, 1 otherwise).
+    Status(StatusArgs),
+}
+
+/// `ronctl up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where configs, data and logs go (created; reused across runs).
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// sentinel-proxy's listener, the stack's front door (0.0.0.0:8080 to serve others).
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// `fixed`: the services' usual ports (rustchat 3000, svc-edge 8180/9909, sentinel
+    /// metrics 9090, mongoose admin 9200); `auto`: free ephemeral ports for all of them,
+    /// the front door included unless --listen names a non-zero port.
+    #[arg(long, value_enum, default_value_t = PortMode::Fixed)]
+    pub ports: PortMode,
+    /// Where the service binaries are (default: next to ronctl itself).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// How internal ports are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PortMode {
+    /// Well-known ports.
+    Fixed,
+    /// Free ephemeral ports (tests, several stacks on one machine).
+    Auto,
+}
+
+/// `ronctl status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The state directory of the `ronctl up` to inspect.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}

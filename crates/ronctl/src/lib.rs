@@ -1,0 +1,53 @@
+//! ronctl: the operator CLI of the ron workspace (ARCHITECTURE.md; issue 8).
+//!
+//! What it is for: `ronctl up` runs the whole stack from the workspace's own binaries on
+//! embedded defaults, wired as one system (see [`stack`] for the picture): sentinel-proxy
+//! in front, routing `/edge/*` and `/cas/*` to svc-edge and everything else to rustchat,
+//! and mongoose-server tailing sentinel's JSON access log into per-route request counts
+//! and error rates in 10 s windows. It waits for every readiness endpoint, prints the URLs,
+//! and on Ctrl-C/SIGTERM drains front door first. `ronctl status` prints each service's
+//! readiness.
+//!
+//! Not for: building anything (it starts binaries that already exist, by default the ones
+//! next to itself in the cargo target directory), or production supervision (use the
+//! systemd units and manifests under deploy/). Chaos drills come in a later increment.
+//!
+//! Decisions:
+//! - State (generated configs, data, logs) lives in `./.ronctl` so a second `up` reuses the
+//!   chat database and the sample pack; the generated configs are rewritten every start.
+//! - The front door listens on 127.0.0.1:8080 unless `--listen` says otherwise: a demo
+//!   should not expose itself to the network by default.
+//! - The services inherit ronctl's environment (so `RUSTCHAT_DATABASE_URL` and friends
+//!   work), but the addresses and directories ronctl sets win over inherited ones.
+//! - Each service's output goes to `<state>/<service>/<service>.log`; ronctl's own lines
+//!   on stdout are prefixed `ronctl:`.
+//! - Services get SIGTERM if ronctl itself is killed (parent-death signal), so they drain
+//!   rather than run unsupervised.
+
+pub mod cli;
+pub mod probe;
+pub mod stack;
+pub mod status;
+pub mod supervise;
+pub mod up;
+
+use std::process::ExitCode;
+
+/// Runs one command line.
+pub fn run(cli: cli::Cli) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ronctl: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        cli::Command::Up(a) => rt.block_on(up::run(a)),
+        cli::Command::Status(a) => rt.block_on(status::run(a)),
+    }
+}
