@@ -28,6 +28,64 @@ pub enum Command {
     Up(UpArgs),
     /// Print each service's readiness (exit 0 when all are ready, 1 otherwise).
     Status(StatusArgs),
+    /// Bounded, loopback-only fault drills (the runbooks' chaos sections).
+    #[command(subcommand)]
+    Chaos(ChaosCommand),
+}
+
+/// `ronctl chaos …`.
+#[derive(Debug, Subcommand)]
+pub enum ChaosCommand {
+    /// Open connections against a loopback HTTP target with one fault at a fixed rate.
+    Inject(InjectArgs),
+    /// A loopback TCP proxy adding latency (and resets) between a client and an upstream.
+    Proxy(ProxyArgs),
+}
+
+/// `ronctl chaos inject`.
+#[derive(Debug, clap::Args)]
+pub struct InjectArgs {
+    /// Target URL (`http://127.0.0.1:9100/metrics`); loopback only.
+    #[arg(long)]
+    pub target: String,
+    /// The fault.
+    #[arg(long, value_enum)]
+    pub fault: crate::chaos::inject::Fault,
+    /// New connections per second (`5/s`, `300/m`).
+    #[arg(long, default_value = "5/s")]
+    pub rate: String,
+    /// How long to open new connections (`120s`, `2m`).
+    #[arg(long, default_value = "30s")]
+    pub duration: String,
+    /// Pause between writes for `slowloris` and `latency` (`500ms`).
+    #[arg(long, default_value = "500ms")]
+    pub trickle: String,
+    /// Also print the report as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ronctl chaos proxy`.
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// Where to listen (loopback; port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Where to forward (loopback `host:port`).
+    #[arg(long)]
+    pub upstream: String,
+    /// Delay added to every chunk, each way (`80ms`).
+    #[arg(long, default_value = "80ms")]
+    pub latency: String,
+    /// Uniform jitter around the latency (`20ms`).
+    #[arg(long, default_value = "20ms")]
+    pub jitter: String,
+    /// Reset every Nth connection after its first answer (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub reset_every: u64,
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<String>,
 }
 
 /// `ronctl up`.

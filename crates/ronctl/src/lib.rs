@@ -10,7 +10,10 @@
 //!
 //! Not for: building anything (it starts binaries that already exist, by default the ones
 //! next to itself in the cargo target directory), or production supervision (use the
-//! systemd units and manifests under deploy/). Chaos drills come in a later increment.
+//! systemd units and manifests under deploy/).
+//!
+//! `ronctl chaos inject|proxy` runs the runbooks' fault drills against loopback targets
+//! ([`chaos`]).
 //!
 //! Decisions:
 //! - State (generated configs, data, logs) lives in `./.ronctl` so a second `up` reuses the
@@ -24,6 +27,7 @@
 //! - Services get SIGTERM if ronctl itself is killed (parent-death signal), so they drain
 //!   rather than run unsupervised.
 
+pub mod chaos;
 pub mod cli;
 pub mod probe;
 pub mod stack;
@@ -49,5 +53,6 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     match cli.command {
         cli::Command::Up(a) => rt.block_on(up::run(a)),
         cli::Command::Status(a) => rt.block_on(status::run(a)),
+        cli::Command::Chaos(c) => rt.block_on(chaos::run(c)),
     }
 }
