@@ -15,8 +15,10 @@
 //! across nodes over Redis pub/sub with heartbeats, `cluster_nodes`, the bus counters and a
 //! `redis` readiness warning while Redis is away (`realtime::cluster`).
 //!
-//! Not yet (issue 7): cluster-wide presence, `session_revoked`/`config_changed` bus
-//! messages and the 1012 resync after a Redis gap, OIDC login (providers are validated, not
+//! Cluster presence (spec §4.9), `config_changed` and the `redis` breaker: see
+//! `docs/cluster.md` (keys, scores, sweeper, failure behaviour).
+//!
+//! Not yet (issue 7): OIDC login (providers are validated, not
 //! offered), at-rest encryption beyond webhook tokens, the web UI and the load generator.
 //!
 //! Layout: `config` (CHAT-R1-R3, R25), `store` (CHAT-R13: one SQL source compiled per

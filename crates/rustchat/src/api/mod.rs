@@ -79,11 +79,19 @@ async fn stats(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Resp
         .clone()
         .map(|s| crate::server::saturation_now(&s))
         .unwrap_or(0.0);
+    let mut breakers = serde_json::json!({
+        "database": r.db_breaker.lock().as_ref().map_or("closed", |b| b.state().as_str()),
+    });
+    // `redis` only when configured (spec §3.3).
+    if let Some(c) = r.cluster.lock().as_ref() {
+        breakers["redis"] = c.breaker().state().as_str().into();
+    }
     axum::Json(serde_json::json!({
         "websocket_connections": m.ws_active.get(),
+        // Cluster-wide while Redis answers, else this node's (realtime::presence).
         "active_users": m.active_users.get(),
         "db_pool_saturation": saturation,
-        "circuit_breakers": {"database": r.db_breaker.lock().as_ref().map_or("closed", |b| b.state().as_str())},
+        "circuit_breakers": breakers,
         "node_id": m.metrics.base_labels().instance,
         "cluster_nodes": m.cluster_nodes.get(),
     }))
