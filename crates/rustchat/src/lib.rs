@@ -34,6 +34,11 @@
 //!   after 2 s; `/ready` pings bypass it so readiness sees recovery at once.
 //! - `GET /api/v1/__test/panic` exists only when `RUSTCHAT_TEST_PANIC_ROUTE` is set (the
 //!   spec reserves `RUSTCHAT_TEST_*`); it proves panic containment against the binary.
+//! - The `redis` breaker opens after 3 consecutive Redis failures, probes after 5 s and
+//!   closes on one success; publishes and presence calls share it. `rustchat:presence:online`
+//!   holds the users announced online (score: latest connection expiry, or the clean-close
+//!   time during the 5 s grace); `RUSTCHAT_TEST_PRESENCE_TIMING` shortens the presence
+//!   periods for tests only. Details: `docs/cluster.md`.
 //! - The systemd unit and env example live in `deploy/rustchat/` (the workspace layout)
 //!   rather than the spec's `deploy/systemd/` and `deploy/env.example`.
 
