@@ -4,7 +4,7 @@
 //! Presence: `/stats.active_users` on node B counts a user connected only to node A; a user
 //! connected on both nodes who leaves one stays online at a teammate, and leaving the other
 //! too turns them offline within 10 s, announced once; closing on both nodes at once is
-//! also announced once; a SIGKILLed node's users are taken offline by the survivor's
+//! also announced once; a manual `dnd` sticks across nodes; a SIGKILLed node's users are taken offline by the survivor's
 //! sweeper; `@here` posted on one node mentions members online on another. The nodes run with the test-only `RUSTCHAT_TEST_PRESENCE_TIMING` (refresh 1 s,
 //! lifetime 3 s, sweep 1 s) instead of 20/60/15 s so the crash case takes seconds, not
 //! minutes.
@@ -210,6 +210,35 @@ fn presence_is_cluster_wide_and_each_transition_is_announced_once() {
         tokio::join!(close(x), close(y));
         let seen = statuses_during(&mut watcher, &ben_id, 12).await;
         assert_eq!(seen, ["offline"], "one offline for two last closes");
+
+        // A manual status sticks in the cluster too: no automatic online or offline.
+        let set = |status: &str| {
+            let r = b.call(
+                "PUT",
+                "/api/v1/users/me/status",
+                Some(&ben),
+                Some(&json!({ "status": status })),
+            );
+            assert_eq!(r.status, 200, "{}", r.text);
+        };
+        set("dnd");
+        assert_eq!(
+            next_status(&mut watcher, &ben_id, 10).await.as_deref(),
+            Some("dnd")
+        );
+        let x = connect(&a, &ben).await;
+        let seen = statuses_during(&mut watcher, &ben_id, 3).await;
+        assert!(seen.is_empty(), "dnd sticks on connect: {seen:?}");
+        close(x).await;
+        let seen = statuses_during(&mut watcher, &ben_id, 8).await;
+        assert!(seen.is_empty(), "dnd sticks on disconnect: {seen:?}");
+        assert_eq!(status_of(&a, &amy, &ben_id), "dnd");
+        set("online");
+        assert_eq!(
+            next_status(&mut watcher, &ben_id, 10).await.as_deref(),
+            Some("offline"),
+            "back to automatic while connected nowhere"
+        );
 
         // A node dies with ben's only connection: B's sweeper takes him offline.
         let _ben_a = connect(&a, &ben).await;
