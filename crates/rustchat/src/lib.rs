@@ -15,12 +15,14 @@
 //! across nodes over Redis pub/sub with heartbeats, `cluster_nodes`, the bus counters and a
 //! `redis` readiness warning while Redis is away (`realtime::cluster`).
 //!
+//! Cluster presence (spec §4.9), `config_changed` and the `redis` breaker: see
+//! `docs/cluster.md` (keys, scores, sweeper, failure behaviour).
+//!
 //! OIDC login (CHAT-R22, `oidc`): authorization code + PKCE S256 + state + nonce, ID
 //! tokens verified against the provider JWKS, cookie-only delivery, per-provider breakers,
 //! providers from config or the admin API (client secrets sealed at rest).
 //!
-//! Not yet (issue 7): cluster-wide presence, `config_changed` bus messages, the web UI
-//! and the load generator.
+//! Not yet (issue 7): the web UI and the load generator.
 //!
 //! Layout: `config` (CHAT-R1-R3, R25), `store` (CHAT-R13: one SQL source compiled per
 //! backend), `auth` (CHAT-R21), `api` (routes, JSON rules; `error` renders both dialects),
@@ -36,6 +38,11 @@
 //!   after 2 s; `/ready` pings bypass it so readiness sees recovery at once.
 //! - `GET /api/v1/__test/panic` exists only when `RUSTCHAT_TEST_PANIC_ROUTE` is set (the
 //!   spec reserves `RUSTCHAT_TEST_*`); it proves panic containment against the binary.
+//! - The `redis` breaker opens after 3 consecutive Redis failures, probes after 5 s and
+//!   closes on one success; publishes and presence calls share it. `rustchat:presence:online`
+//!   holds the users announced online (score: latest connection expiry, or the clean-close
+//!   time during the 5 s grace); `RUSTCHAT_TEST_PRESENCE_TIMING` shortens the presence
+//!   periods for tests only. Details: `docs/cluster.md`.
 //! - The systemd unit and env example live in `deploy/rustchat/` (the workspace layout)
 //!   rather than the spec's `deploy/systemd/` and `deploy/env.example`.
 

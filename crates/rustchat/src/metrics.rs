@@ -65,6 +65,24 @@ impl ChatMetrics {
         }
     }
 
+    /// The transition hook of breaker `name`: counts each change in
+    /// `rustchat_circuit_breaker_state_changes_total` and sets `rustchat_circuit_breaker_state`
+    /// (besides ron-kernel's WARN `circuit breaker state changed` line). Registers the
+    /// breaker's series at 0 (closed) first.
+    pub fn breaker_hook(m: &Arc<ChatMetrics>, name: &str) -> ron_kernel::breaker::TransitionHook {
+        m.breaker_state.with_label_values(&[name]).set(0);
+        Self::register_breaker_transitions(m, name);
+        let m = m.clone();
+        Arc::new(move |name, from, to, _| {
+            m.breaker_changes
+                .with_label_values(&[name, from.as_str(), to.as_str()])
+                .inc();
+            m.breaker_state
+                .with_label_values(&[name])
+                .set(to.as_gauge());
+        })
+    }
+
     /// Registers every family on `metrics` with its known label sets at zero.
     pub fn register(
         metrics: Arc<Metrics>,

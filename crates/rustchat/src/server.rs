@@ -135,16 +135,19 @@ pub fn db_breaker(metrics: Option<Arc<ChatMetrics>>) -> Arc<CircuitBreaker> {
         half_open_max_probes: 1,
         success_threshold: 1,
     };
-    let mut b = CircuitBreaker::new("database", cfg);
+    counted_breaker("database", cfg, metrics)
+}
+
+/// A breaker whose transitions (besides the WARN `circuit breaker state changed` line)
+/// feed `rustchat_circuit_breaker_state_changes_total` and `rustchat_circuit_breaker_state`.
+pub fn counted_breaker(
+    name: &'static str,
+    cfg: BreakerConfig,
+    metrics: Option<Arc<ChatMetrics>>,
+) -> Arc<CircuitBreaker> {
+    let mut b = CircuitBreaker::new(name, cfg);
     if let Some(m) = metrics {
-        b = b.on_transition(Arc::new(move |name, from, to, _| {
-            m.breaker_changes
-                .with_label_values(&[name, from.as_str(), to.as_str()])
-                .inc();
-            m.breaker_state
-                .with_label_values(&[name])
-                .set(to.as_gauge());
-        }));
+        b = b.on_transition(ChatMetrics::breaker_hook(&m, name));
     }
     Arc::new(b)
 }
@@ -367,11 +370,17 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
             Duration::from_secs(u64::from(cfg.cluster.heartbeat_interval_seconds.max(1))),
             env!("CARGO_PKG_VERSION").to_string(),
             Arc::new(state.clone()),
+            counted_breaker(
+                "redis",
+                crate::realtime::cluster::redis_breaker_config(),
+                Some(chat_metrics.clone()),
+            ),
             bus_stop.clone(),
         ) {
             Ok(c) => {
                 let _ = state.hub.cluster.set(c.clone());
                 *readiness.cluster.lock() = Some(c);
+                crate::realtime::presence::spawn_cluster_tasks(&state, bus_stop.clone());
             }
             Err(e) => tracing::warn!(error = %e, "cluster mode unavailable; single node"),
         }

@@ -3,7 +3,11 @@
 //! `rustchat:cluster:*` channels exist, each node logs `cluster heartbeat`, `/stats` counts
 //! both nodes. Test 12 (Redis half): with Redis stopped, `/ready` stays 200 with
 //! `checks.redis.status = "degraded"` and a `redis` warning, and same-node delivery works;
-//! after Redis returns, cross-node delivery resumes.
+//! after Redis returns, cross-node delivery resumes. Test 10 (Redis half) and §4.8: the
+//! `redis` breaker shows in `/stats`, opens while Redis is stopped (counted in
+//! `rustchat_circuit_breaker_state_changes_total`, logged as `circuit breaker state
+//! changed`) and closes after it returns; meanwhile `active_users` falls back to the
+//! node-local count.
 
 mod common;
 
@@ -27,7 +31,16 @@ async fn connect(chat: &Chat, token: &str) -> Ws {
         .unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.unwrap().0
+    let mut ws = tokio_tungstenite::connect_async(req).await.unwrap().0;
+    // The server registers the connection before it sends `hello`: events published from
+    // now on reach it.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("\"event\":\"hello\"") => return ws,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no hello: {other:?}"),
+        }
+    }
 }
 
 /// Waits up to `secs` for an event named `name` whose post message is `message`.
@@ -123,8 +136,30 @@ fn two_nodes_share_events_heartbeats_and_survive_a_redis_outage() {
         );
         assert!(wait_posted(&mut on_a, "hello from node a", 10).await);
 
+        // Cluster-wide active_users on B: ben (both nodes) and amy (A only).
+        assert_eq!(
+            a.call("GET", "/api/v1/health/stats", None, None).json["circuit_breakers"]["redis"],
+            "closed"
+        );
+        let _amy_on_a = connect(&a, &amy).await;
+        wait("cluster-wide active_users on B", 15, || {
+            b.call("GET", "/api/v1/health/stats", None, None).json["active_users"] == 2
+        });
+
         // Redis down: A stays ready with a redis warning; same-node delivery continues.
         redis.stop();
+        wait("redis breaker open on A", 20, || {
+            a.call("GET", "/api/v1/health/stats", None, None).json["circuit_breakers"]["redis"]
+                == "open"
+        });
+        assert!(
+            a.metric(
+                r#"rustchat_circuit_breaker_state_changes_total{breaker="redis",from="closed",to="open"}"#
+            ) >= 1.0
+        );
+        wait("node-local active_users on B", 15, || {
+            b.call("GET", "/api/v1/health/stats", None, None).json["active_users"] == 1
+        });
         wait("redis degraded on A", 15, || {
             let r = a.call("GET", "/api/v1/health/ready", None, None);
             r.status == 200
@@ -147,6 +182,13 @@ fn two_nodes_share_events_heartbeats_and_survive_a_redis_outage() {
             a.call("GET", "/api/v1/health/ready", None, None).json["checks"]["redis"]["status"]
                 == "ok"
         });
+        for (name, chat) in [("A", &a), ("B", &b)] {
+            wait(&format!("redis breaker closed on {name}"), 30, || {
+                chat.call("GET", "/api/v1/health/stats", None, None).json["circuit_breakers"]
+                    ["redis"]
+                    == "closed"
+            });
+        }
         // Test 47: after the gap both nodes close their sockets with 1012 so clients resync.
         assert_eq!(
             wait_close(&mut on_a, 40).await,
@@ -201,6 +243,16 @@ fn two_nodes_share_events_heartbeats_and_survive_a_redis_outage() {
             .filter(|l| l.contains("\"message\":\"cluster heartbeat\""))
             .count();
         assert!(beats >= 2, "{beats} heartbeat lines");
+        // A's breaker was seen open above (B's may not have failed often enough).
+        if std::ptr::eq(chat, &a) {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("circuit breaker state changed")
+                        && l.contains("\"breaker\":\"redis\"")),
+                "redis breaker transitions are logged"
+            );
+        }
     }
     assert!(
         a.metric(r#"rustchat_cluster_messages_total{direction="published",kind="event"}"#) >= 1.0

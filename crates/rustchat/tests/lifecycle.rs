@@ -66,6 +66,12 @@ fn health_live_and_ready_have_the_documented_shapes() {
         );
     }
     assert_eq!(stats.json["circuit_breakers"]["database"], "closed");
+    // `redis` appears only with redis_url (tests/cluster.rs covers that side).
+    assert!(
+        stats.json["circuit_breakers"].get("redis").is_none(),
+        "{}",
+        stats.text
+    );
 }
 
 // CHAT test 5 (R2): a misspelled key exits 2 naming it; Kubernetes service links are

@@ -88,6 +88,10 @@ async fn stats(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Resp
             .map_or("closed", |b| b.state().as_str())
             .into(),
     );
+    // `redis` only when configured (spec §3.3).
+    if let Some(c) = r.cluster.lock().as_ref() {
+        breakers.insert("redis".into(), c.breaker().state().as_str().into());
+    }
     if let Some(oidc) = r.oidc.lock().as_ref() {
         for (name, state) in oidc.breaker_states() {
             breakers.insert(name, state.into());
@@ -95,6 +99,7 @@ async fn stats(State((m, r)): State<(Arc<ChatMetrics>, Arc<Readiness>)>) -> Resp
     }
     axum::Json(serde_json::json!({
         "websocket_connections": m.ws_active.get(),
+        // Cluster-wide while Redis answers, else this node's (realtime::presence).
         "active_users": m.active_users.get(),
         "db_pool_saturation": saturation,
         "circuit_breakers": breakers,

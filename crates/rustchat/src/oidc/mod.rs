@@ -119,21 +119,7 @@ impl Oidc {
         {
             return rt.clone();
         }
-        let m = self.metrics.clone();
-        let hook: ron_kernel::breaker::TransitionHook = Arc::new(move |breaker, from, to, _| {
-            m.breaker_changes
-                .with_label_values(&[breaker, from.as_str(), to.as_str()])
-                .inc();
-            m.breaker_state
-                .with_label_values(&[breaker])
-                .set(to.as_gauge());
-        });
-        let label = format!("oidc:{name}");
-        self.metrics
-            .breaker_state
-            .with_label_values(&[&label])
-            .set(0);
-        ChatMetrics::register_breaker_transitions(&self.metrics, &label);
+        let hook = ChatMetrics::breaker_hook(&self.metrics, &format!("oidc:{name}"));
         let rt = Arc::new(ProviderRuntime::new(name, failures, open_for, Some(hook)));
         map.insert(name.to_string(), rt.clone());
         rt

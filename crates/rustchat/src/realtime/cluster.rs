@@ -1,4 +1,5 @@
 //! Cluster mode over Redis pub/sub (CHAT-R19, spec §4.8), active when `redis_url` is set.
+//! Design notes for operators: `crates/rustchat/docs/cluster.md`.
 //!
 //! Events are delivered locally first, then published as
 //! `{"v":1,"kind":"event","origin":<node_id>,...}` on `rustchat:cluster:ws:broadcast`. Every
@@ -9,21 +10,25 @@
 //! `rustchat:cluster:heartbeat` and logs INFO `cluster heartbeat`; peers silent for three
 //! intervals are dropped.
 //!
-//! Publishing never waits on Redis: messages go into a bounded queue that one task drains;
-//! while Redis is down the queue's overflow is dropped (same-node delivery is unaffected),
-//! readiness reports `checks.redis.status = "degraded"` with a `redis` warning (spec decision
-//! 5), and both connections reconnect with a 1 → 10 s backoff.
+//! Publishing never waits on Redis: messages go into a bounded queue that one task drains
+//! through the `redis` circuit breaker. After [`REDIS_BREAKER_FAILURES`] consecutive
+//! failures (connect errors, timeouts) the breaker opens and publishes are dropped without
+//! contacting Redis until a probe succeeds [`REDIS_BREAKER_OPEN`] later; same-node delivery
+//! is unaffected, readiness reports `checks.redis.status = "degraded"` with a `redis`
+//! warning (spec decision 5), and the subscriber reconnects with a 1 → 10 s backoff. The
+//! breaker is shared with cluster presence ([`super::cluster_presence`]), so an outage
+//! seen by either side makes both fall back at once.
 //!
 //! Session revocations travel as kind `session_revoked` (one session, or every session of a
 //! user or of everyone), so a logout or deactivation on one node drops the cache entry and
-//! closes the WebSockets (1008) on every node.
+//! closes the WebSockets (1008) on every node. An admin change of `server_config` travels as
+//! kind `config_changed`: every other node re-reads the table at once instead of at its next
+//! `server.config_refresh_seconds` tick.
 //!
 //! After a gap in the subscription (Redis was away), events from other nodes may have been
 //! missed, so the node closes its WebSockets with 1012, spread over up to 30 s; clients
-//! reconnect and re-read.
-//!
-//! Not in this increment (issue 7 continues): cluster-wide presence ZSETs and
-//! `config_changed` messages.
+//! reconnect and re-read. Presence is re-asserted in Redis before those closes start (a
+//! restarted Redis is empty).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +55,20 @@ const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_se
 pub const RESYNC_WINDOW: Duration = Duration::from_secs(30);
 /// Longest a single Redis command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Consecutive Redis failures that open the `redis` breaker.
+pub const REDIS_BREAKER_FAILURES: u32 = 3;
+/// How long the open `redis` breaker fails fast before one probe may try Redis again.
+pub const REDIS_BREAKER_OPEN: Duration = Duration::from_secs(5);
+
+/// The `redis` breaker's tuning (one probe; one success closes it again).
+pub fn redis_breaker_config() -> ron_kernel::BreakerConfig {
+    ron_kernel::BreakerConfig {
+        failure_threshold: REDIS_BREAKER_FAILURES,
+        open_for: REDIS_BREAKER_OPEN,
+        half_open_max_probes: 1,
+        success_threshold: 1,
+    }
+}
 
 /// Where an event goes on the receiving node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +80,9 @@ pub enum Target {
 }
 
 /// `rustchat_cluster_messages_total` kinds.
-pub const KINDS: [&str; 3] = ["event", "heartbeat", "session_revoked"];
+pub const KINDS: [&str; 4] = ["event", "heartbeat", "session_revoked", "config_changed"];
+/// Index of `config_changed` in [`KINDS`].
+const CONFIG_CHANGED: usize = 3;
 
 /// A session revocation every node applies to its session cache and WebSockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,10 +106,13 @@ pub struct Cluster {
     peers: Mutex<HashMap<String, Instant>>,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
+    breaker: Arc<ron_kernel::CircuitBreaker>,
+    /// Cluster-wide presence in Redis (CHAT-R20).
+    pub presence: super::cluster_presence::ClusterPresence,
     /// Published messages by kind (index into [`KINDS`]).
-    pub published: [AtomicU64; 3],
+    pub published: [AtomicU64; 4],
     /// Received messages (other nodes') by kind.
-    pub received: [AtomicU64; 3],
+    pub received: [AtomicU64; 4],
     /// Messages dropped because the publish queue was full.
     pub dropped: AtomicU64,
 }
@@ -108,6 +132,8 @@ pub trait Deliver: Send + Sync + 'static {
     fn count(&self, direction: &str, kind: &str);
     /// Live nodes changed (`rustchat_cluster_nodes`, `/stats.cluster_nodes`).
     fn nodes(&self, n: usize);
+    /// Another node changed `server_config`: re-read it now.
+    fn config_changed(&self);
 }
 
 impl Cluster {
@@ -129,6 +155,17 @@ impl Cluster {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// The `redis` circuit breaker (`/stats.circuit_breakers.redis`).
+    pub fn breaker(&self) -> &ron_kernel::CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Tells the other nodes that `server_config` changed; never waits.
+    pub fn publish_config_changed(&self) {
+        let msg = json!({"v": 1, "kind": "config_changed", "origin": self.node_id});
+        self.enqueue(BROADCAST_CHANNEL, msg.to_string(), CONFIG_CHANGED);
     }
 
     /// Queues an event for the other nodes; never waits.
@@ -194,6 +231,9 @@ impl Cluster {
             if up {
                 tracing::info!(node_id = %self.node_id, "redis connected: cluster fan-out resumed");
             } else {
+                // Its connection died with the server's; reconnect on the next call rather
+                // than spend a breaker probe on the dead one.
+                self.presence.reset_connection();
                 tracing::warn!(node_id = %self.node_id, error = error.as_deref().unwrap_or(""), "redis unavailable: cluster fan-out paused, local delivery continues");
             }
         }
@@ -276,15 +316,24 @@ pub fn revoke(st: &crate::state::AppState, rev: Revocation) {
 }
 
 /// Starts the bus: the publisher, the subscriber and the heartbeat, until `stop`.
+///
+/// `breaker` is the `redis` breaker ([`redis_breaker_config`]); publishes and presence calls
+/// go through it.
 pub fn start(
     url: &str,
     node_id: String,
     heartbeat: Duration,
     version: String,
     deliver: Arc<dyn Deliver>,
+    breaker: Arc<ron_kernel::CircuitBreaker>,
     stop: CancellationToken,
 ) -> Result<Arc<Cluster>, String> {
     let client = redis::Client::open(url).map_err(|e| format!("redis_url: {}", e.category()))?;
+    let presence = super::cluster_presence::ClusterPresence::new(
+        client.clone(),
+        breaker.clone(),
+        super::cluster_presence::Timing::from_env(),
+    );
     let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
     let cluster = Arc::new(Cluster {
         node_id,
@@ -293,6 +342,8 @@ pub fn start(
         peers: Mutex::new(HashMap::new()),
         healthy: AtomicBool::new(false),
         last_error: Mutex::new(Some("connecting".into())),
+        breaker,
+        presence,
         published: Default::default(),
         received: Default::default(),
         dropped: AtomicU64::new(0),
@@ -326,47 +377,51 @@ async fn publisher(
     stop: CancellationToken,
 ) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
-    let mut backoff = BACKOFF.0;
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => return,
             m = rx.recv() => match m { Some(m) => m, None => return },
         };
-        if conn.is_none() {
-            match tokio::time::timeout(COMMAND_TIMEOUT, client.get_multiplexed_async_connection())
-                .await
-            {
-                Ok(Ok(c)) => {
-                    conn = Some(c);
-                    backoff = BACKOFF.0;
-                }
-                _ => {
-                    // Fail fast while Redis is away: this message is dropped; later ones
-                    // retry after the backoff.
-                    cluster.dropped.fetch_add(1, Ordering::Relaxed);
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = next_backoff(backoff);
-                    continue;
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else { continue };
+        // Fail fast (spec §4.8): while the breaker is open nothing is attempted and the
+        // message is dropped; the 1012 resync after the gap covers what peers missed.
+        let Ok(permit) = cluster.breaker.try_acquire() else {
+            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
         let sent = tokio::time::timeout(
             COMMAND_TIMEOUT,
-            redis::cmd("PUBLISH")
-                .arg(&msg.0)
-                .arg(&msg.1)
-                .query_async::<i64>(c),
+            publish_once(&client, &mut conn, &msg.0, &msg.1),
         )
         .await;
-        if !matches!(sent, Ok(Ok(_))) {
+        if matches!(sent, Ok(Ok(()))) {
+            permit.success();
+        } else {
+            permit.failure();
             cluster.dropped.fetch_add(1, Ordering::Relaxed);
             conn = None;
         }
     }
+}
+
+/// One PUBLISH, connecting first when there is no connection.
+async fn publish_once(
+    client: &redis::Client,
+    conn: &mut Option<redis::aio::MultiplexedConnection>,
+    channel: &str,
+    payload: &str,
+) -> redis::RedisResult<()> {
+    if conn.is_none() {
+        *conn = Some(client.get_multiplexed_async_connection().await?);
+    }
+    let Some(c) = conn.as_mut() else {
+        return Ok(());
+    };
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query_async::<i64>(c)
+        .await
+        .map(drop)
 }
 
 async fn subscriber(
@@ -463,6 +518,14 @@ fn handle(cluster: &Cluster, deliver: &dyn Deliver, v: &Value, heartbeat: Durati
                 deliver.revoke(&rev);
             }
         }
+        Some("config_changed") => {
+            if v["origin"].as_str() == Some(cluster.node_id.as_str()) {
+                return;
+            }
+            cluster.received[CONFIG_CHANGED].fetch_add(1, Ordering::Relaxed);
+            cluster.hooks.count("received", KINDS[CONFIG_CHANGED]);
+            deliver.config_changed();
+        }
         Some("heartbeat") => {
             let Some(node) = v["node_id"].as_str() else {
                 return;
@@ -532,11 +595,18 @@ impl Deliver for crate::state::AppState {
         apply_revocation(self, rev);
     }
     fn resync(&self) {
-        tokio::spawn(crate::realtime::ws::close_all_spread_with(
-            self.clone(),
-            RESYNC_WINDOW,
-            crate::realtime::CloseReason::Resync,
-        ));
+        let st = self.clone();
+        tokio::spawn(async move {
+            // A restarted Redis lost every presence entry: put this node's back first, so
+            // the closes below are seen as closes of known connections.
+            crate::realtime::presence::refresh_now(&st).await;
+            crate::realtime::ws::close_all_spread_with(
+                st,
+                RESYNC_WINDOW,
+                crate::realtime::CloseReason::Resync,
+            )
+            .await;
+        });
     }
     fn count(&self, direction: &str, kind: &str) {
         self.metrics
@@ -546,6 +616,14 @@ impl Deliver for crate::state::AppState {
     }
     fn nodes(&self, n: usize) {
         self.metrics.cluster_nodes.set(n as i64);
+    }
+    fn config_changed(&self) {
+        let st = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::settings::refresh(&st).await {
+                tracing::warn!(error = %e, "server_config refresh after config_changed failed");
+            }
+        });
     }
 }
 

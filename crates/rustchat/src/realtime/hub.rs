@@ -288,6 +288,11 @@ impl Hub {
         self.index.read().conns.len()
     }
 
+    /// Whether connection `id` is registered here.
+    pub fn has_connection(&self, id: &str) -> bool {
+        self.index.read().conns.contains_key(id)
+    }
+
     /// Connections of one user on this node.
     pub fn user_connections(&self, user_id: &str) -> usize {
         self.index

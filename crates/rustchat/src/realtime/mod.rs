@@ -1,7 +1,9 @@
 //! Realtime delivery (CHAT-R9, R18, R20): the hub, the WebSocket endpoints, the events
-//! handlers publish, node-local presence, and the Redis bus of cluster mode (CHAT-R19).
+//! handlers publish, presence (node-local, or cluster-wide in Redis), and the Redis bus of
+//! cluster mode (CHAT-R19).
 
 pub mod cluster;
+pub mod cluster_presence;
 pub mod events;
 pub mod hub;
 pub mod presence;

@@ -258,11 +258,10 @@ async fn serve(st: AppState, socket: WebSocket, user: AuthUser, api: Api, conn_i
     let first = st.hub.user_connections(&uid) == 0;
     st.hub.register(conn.clone(), channels);
     st.metrics.ws_active.set(st.hub.connections() as i64);
-    st.metrics.active_users.set(st.hub.active_users() as i64);
+    presence::update_active_users(&st);
     tracing::info!("ws connected");
-    if first {
-        presence::connected(&st, &uid).await;
-    }
+    // Off this connection's path: presence may talk to Redis.
+    let joined = presence::joined(&st, &uid, &conn_id, first);
     let hello = json!({
         "event": "hello",
         "data": {"connection_id": conn_id, "server_version": st.version_id(), "server_hostname": st.node_id},
@@ -275,7 +274,7 @@ async fn serve(st: AppState, socket: WebSocket, user: AuthUser, api: Api, conn_i
         .await
         .is_err()
     {
-        finish(&st, &conn, "client").await;
+        finish(&st, &conn, "client", joined).await;
         return;
     }
     let missed = Arc::new(AtomicU32::new(0));
@@ -318,7 +317,7 @@ async fn serve(st: AppState, socket: WebSocket, user: AuthUser, api: Api, conn_i
         .lock()
         .map(|r| r.metric())
         .unwrap_or("client");
-    finish(&st, &conn, reason).await;
+    finish(&st, &conn, reason, joined).await;
 }
 
 /// Closes every connection with 1001, spread evenly over `window` (at most 100 ms apart)
@@ -351,18 +350,16 @@ fn bad_frame(conn: &Conn, invalid: &mut (Instant, u32)) {
     }
 }
 
-async fn finish(st: &AppState, conn: &Conn, reason: &str) {
+async fn finish(st: &AppState, conn: &Conn, reason: &str, joined: tokio::task::JoinHandle<()>) {
     let left = st.hub.unregister(&conn.id);
     st.metrics.ws_active.set(st.hub.connections() as i64);
-    st.metrics.active_users.set(st.hub.active_users() as i64);
+    presence::update_active_users(st);
     st.metrics.ws_disconnects.with_label_values(&[reason]).inc();
     if reason == "slow_client" {
         tracing::warn!("ws slow client closed");
     }
     tracing::info!(reason, "ws disconnected");
-    if left == 0 {
-        presence::disconnected(st, &conn.user_id);
-    }
+    presence::left(st, &conn.user_id, &conn.id, left, joined);
 }
 
 fn reply(conn: &Conn, v: Value) {

@@ -1,6 +1,7 @@
 //! `GET/PATCH /api/v1/admin/config` (CHAT-R4, R24): system_admin only. A PATCH merges the
 //! given keys into the stored sections, is validated as a whole (400 naming the first bad
-//! key, nothing written), then applied at once on this node.
+//! key, nothing written), then applied at once on this node and, in cluster mode, announced
+//! as `config_changed` so every other node re-reads it at once.
 
 use axum::Json;
 use axum::extract::State;
@@ -85,6 +86,10 @@ pub async fn patch(
     )
     .await)?;
     settings::refresh(&st).await?;
+    // CHAT-R4, R19: every other node re-reads at once, not at its next refresh tick.
+    if let Some(c) = st.hub.cluster.get() {
+        c.publish_config_changed();
+    }
     tracing::info!(user_id = %me.user.id, "server_config changed by admin");
     Ok(Json(settings::to_json(&st.settings.load())))
 }

@@ -123,7 +123,8 @@ pub async fn create_post(
         file_ids,
         client_msg_id: b.client_msg_id,
     };
-    let online: HashSet<String> = st.hub.online_users();
+    let online: HashSet<String> =
+        crate::realtime::presence::online_for_here(st, &new.message).await;
     let out = store_write!(st.store, |c| ops::create_post(c, new, &online).await)?;
     if out.created {
         events::posted(st, &out.channel, &out.post, &me.user, &out.mentions);
