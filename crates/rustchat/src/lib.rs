@@ -52,3 +52,5 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod store;
+#[cfg(feature = "web-ui")]
+pub mod web;
