@@ -17,7 +17,10 @@
 //!
 //! Not yet (issue 7): cluster-wide presence, `session_revoked`/`config_changed` bus
 //! messages and the 1012 resync after a Redis gap, OIDC login (providers are validated, not
-//! offered), at-rest encryption beyond webhook tokens, the web UI and the load generator.
+//! offered), at-rest encryption beyond webhook tokens and the load generator.
+//!
+//! Web UI (CHAT-R11, feature `web-ui`): `web` serves the browser client embedded from
+//! `crates/rustchat/web/` (index.html, ES modules, CSS); see `docs/web-ui.md`.
 //!
 //! Layout: `config` (CHAT-R1-R3, R25), `store` (CHAT-R13: one SQL source compiled per
 //! backend), `auth` (CHAT-R21), `api` (routes, JSON rules; `error` renders both dialects),

@@ -17,9 +17,9 @@ use common::{Chat, Db};
 use serde_json::{Value, json};
 
 /// Upper bound for the whole suite (it takes well under a minute on an idle machine).
-const SUITE_LIMIT: Duration = Duration::from_secs(420);
-/// Upper bound for one test of the suite.
-const TEST_LIMIT: Duration = Duration::from_secs(120);
+const SUITE_LIMIT: Duration = Duration::from_secs(480);
+/// Upper bound for one test of the suite (a `describe` block counts as one test).
+const TEST_LIMIT: Duration = Duration::from_secs(180);
 /// The password `Chat::user` registers with.
 const PASSWORD: &str = "password-123";
 
@@ -80,7 +80,8 @@ fn channel(chat: &Chat, token: &str, also: &str, team: &str, name: &str) -> Stri
 
 /// Users alice (the first account, system_admin) and bob, both in teams `e2e` and `other`,
 /// and the channels of `e2e`: general and random (test 49), xss (37), csrf (38), resync and
-/// away (reconnect). Each suite file owns its channels, so files do not disturb each other.
+/// away (reconnect), history (paging). Each suite file owns its channels, so files do not
+/// disturb each other.
 fn seed(chat: &Chat) -> Value {
     let (alice, alice_id) = chat.user("alice");
     let (bob, bob_id) = chat.user("bob");
@@ -90,7 +91,9 @@ fn seed(chat: &Chat) -> Value {
         chat.add_to_team(&alice, t, &bob_id);
     }
     let mut channels = serde_json::Map::new();
-    for name in ["general", "random", "xss", "csrf", "resync", "away"] {
+    for name in [
+        "general", "random", "xss", "csrf", "resync", "away", "history",
+    ] {
         channels.insert(name.into(), json!(channel(chat, &alice, &bob, &main, name)));
     }
     channel(chat, &alice, &bob, &other, "lobby");

@@ -163,11 +163,18 @@ describe('test 49: chatting in the web UI', () => {
 
   it('shows presence dots that follow status changes', async () => {
     const dot = () => postWith(alice, answer).first().locator(`.presence[data-user-id="${SEED.users.bob.id}"]`);
-    await eventually(async () => (await dot().getAttribute('class')).includes('online'), 'bob shown online');
+    const shows = async (status) => (await dot().getAttribute('class')).split(' ').includes(status);
+    await eventually(() => shows('online'), 'bob shown online');
+    // A status bob picks reaches alice (status_change), and his own picker shows it.
+    await bob.selectOption('#status-select', 'dnd');
+    await eventually(() => shows('dnd'), 'bob shown as do-not-disturb');
+    assert.equal(await bob.getAttribute('#me-presence', 'data-status'), 'dnd');
+    await bob.selectOption('#status-select', 'online');
+    await eventually(() => shows('online'), 'bob back online');
     await assertClean(bob);
     await bob.context().close();
     // No connection for 5 s → offline (spec §4.9), announced with status_change.
-    await eventually(async () => (await dot().getAttribute('class')).includes('offline'), 'bob shown offline', WAIT * 2);
+    await eventually(() => shows('offline'), 'bob shown offline', WAIT * 2);
   });
 
   it('raised no dialog, CSP violation or page error', async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  BASE, SEED, WAIT, assertClean, launch, login, newPage, openChannel, postWith, tag,
+  BASE, SEED, WAIT, apiCall, assertClean, launch, login, newPage, openChannel, postWith, tag,
 } from './helpers.mjs';
 
 describe('test 38 (browser): session cookies and CSRF', () => {
@@ -74,6 +74,43 @@ describe('test 38 (browser): session cookies and CSRF', () => {
     // A reload stays signed out.
     await page.reload();
     await page.locator('#login-view').waitFor({ state: 'visible', timeout: WAIT });
+  });
+
+  it('raised no dialog, CSP violation or page error', async () => {
+    await assertClean(page);
+  });
+});
+
+describe('a revoked session signs the UI out', () => {
+  let browser;
+  let page;
+
+  before(async () => {
+    browser = await launch();
+    page = await newPage(browser);
+    await login(page, 'alice');
+    await openChannel(page, 'csrf');
+    await page.locator('#conn-status').waitFor({ state: 'hidden', timeout: WAIT });
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  it('shows the sign-in page with a notice when the server closes the socket with 1008', async () => {
+    // Revoke every alice session except the one behind the seed's token (other suite
+    // files keep using it): that includes the browser's cookie session.
+    const list = await apiCall('GET', '/auth/sessions', SEED.users.alice.token);
+    assert.equal(list.status, 200);
+    const others = list.json.filter((s) => !s.current);
+    assert.ok(others.length >= 1, 'the browser session is listed');
+    for (const s of others) {
+      const r = await apiCall('DELETE', `/auth/sessions/${s.id}`, SEED.users.alice.token);
+      assert.equal(r.status, 200, r.text);
+    }
+    await page.locator('#login-view').waitFor({ state: 'visible', timeout: WAIT });
+    assert.equal(await page.textContent('#login-error'), 'Your session ended. Please sign in again.');
+    assert.equal(await page.locator('#app-view').isHidden(), true);
   });
 
   it('raised no dialog, CSP violation or page error', async () => {

@@ -63,6 +63,7 @@ async function startApp(user) {
   if (team) await selectTeam(team.id);
   else byId('channel-title').textContent = 'You are not in a team yet';
   await loadStatuses([user.id]);
+  byId('status-select').value = state.statuses.get(user.id) || 'online';
 }
 
 /** Switches to team `teamId`. */
@@ -78,6 +79,7 @@ async function selectTeam(teamId) {
     state.channelId = '';
     state.posts.clear();
     renderList(byId('message-list'), []);
+    byId('load-older').hidden = true;
     byId('channel-title').textContent = 'Pick a channel';
     markActive();
   }
@@ -125,8 +127,32 @@ async function openChannel(channelId) {
     trackSync(p);
   }
   renderList(byId('message-list'), posts);
+  byId('load-older').hidden = !(data && data.has_more);
   await markViewed(channelId);
   byId('composer-input').focus();
+}
+
+/** Prepends the page of posts before the oldest one shown, keeping the scroll position. */
+async function loadOlder() {
+  const channelId = state.channelId;
+  const shown = [...state.posts.values()].filter((p) => p.channel_id === channelId);
+  if (!shown.length) return;
+  const oldest = shown.reduce((a, b) => (a.created_at <= b.created_at ? a : b));
+  const data = await api.get(`/channels/${encodeURIComponent(channelId)}/posts${qs({ before: oldest.id, limit: PAGE })}`);
+  const posts = (data && data.posts) || [];
+  await ensureUsers(posts.map((p) => p.user_id));
+  await loadReactions(posts);
+  if (channelId !== state.channelId) return;
+  const list = byId('message-list');
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  for (const p of posts) {
+    if (!state.posts.has(p.id)) {
+      state.posts.set(p.id, p);
+      upsertInto(list, p);
+    }
+  }
+  list.scrollTop = list.scrollHeight - fromBottom;
+  byId('load-older').hidden = !(data && data.has_more);
 }
 
 async function markViewed(channelId) {
@@ -210,6 +236,7 @@ async function handleEvent(frame) {
       break;
     case 'status_change':
       if (typeof data.user_id === 'string') setStatus(data.user_id, data.status);
+      if (data.user_id === state.me.id) byId('status-select').value = data.status;
       break;
     case 'channel_viewed':
       if (typeof data.channel_id === 'string') clearUnread(data.channel_id);
@@ -269,6 +296,15 @@ function bindApp() {
   searchHooks.openThread = open;
   searchHooks.openChannel = sidebarHooks.openChannel;
   byId('thread-close').addEventListener('click', closeThread);
+  byId('load-older').addEventListener('click', () => {
+    loadOlder().catch((e) => showError(byId('composer-error'), e.message));
+  });
+  byId('status-select').addEventListener('change', (ev) => {
+    const status = ev.target.value;
+    api.put('/users/me/status', { status })
+      .then(() => setStatus(state.me.id, status))
+      .catch((e) => showError(byId('composer-error'), e.message));
+  });
   byId('logout').addEventListener('click', async () => {
     try { await api.post('/auth/logout'); } catch { /* signed out either way */ }
     signedOut('');

@@ -45,6 +45,7 @@ export class LiveSocket {
     const ws = new WebSocket(`${scheme}://${window.location.host}/api/v1/ws`);
     this.ws = ws;
     this.seq = 0;
+    this.greeted = false;
     this.hooks.onState('connecting');
     ws.addEventListener('message', (ev) => this.onMessage(ev));
     ws.addEventListener('close', (ev) => this.onClose(ws, ev));
@@ -60,6 +61,7 @@ export class LiveSocket {
     }
     if (!frame || typeof frame !== 'object') return;
     if (frame.event === 'hello') {
+      this.greeted = true;
       const resync = this.everOpened;
       this.everOpened = true;
       this.attempt = 0;
@@ -75,9 +77,10 @@ export class LiveSocket {
     this.ws = null;
     if (this.stopped) return;
     this.hooks.onState('closed');
-    // 1008: the session expired or was revoked; the hook checks and signs out (which
-    // stops this loop) when the session is really gone.
-    if (ev.code === 1008) this.hooks.onAuthLost();
+    // 1008 (session expired or revoked) or a refused upgrade (closed before hello: the
+    // server answers 401 before upgrading once the session is gone): the hook checks
+    // and signs out, which stops this loop, when the session really is gone.
+    if (ev.code === 1008 || !this.greeted) this.hooks.onAuthLost();
     const base = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** this.attempt);
     this.attempt = Math.min(this.attempt + 1, 10);
     const delay = base * (0.8 + Math.random() * 0.4);
