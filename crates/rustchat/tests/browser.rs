@@ -79,17 +79,21 @@ fn channel(chat: &Chat, token: &str, also: &str, team: &str, name: &str) -> Stri
 }
 
 /// Users alice (the first account, system_admin) and bob, both in teams `e2e` and `other`,
+/// carol (in `e2e` only),
 /// and the channels of `e2e`: general and random (test 49), xss (37), csrf (38), resync and
 /// away (reconnect), history (paging). Each suite file owns its channels, so files do not
 /// disturb each other.
 fn seed(chat: &Chat) -> Value {
     let (alice, alice_id) = chat.user("alice");
     let (bob, bob_id) = chat.user("bob");
+    // carol never signs in: she makes the group message a group.
+    let (_, carol_id) = chat.user("carol");
     let main = team(chat, &alice, "e2e", "E2E Team");
     let other = team(chat, &alice, "other", "Another Team");
     for t in [&main, &other] {
         chat.add_to_team(&alice, t, &bob_id);
     }
+    chat.add_to_team(&alice, &main, &carol_id);
     let mut channels = serde_json::Map::new();
     for name in [
         "general", "random", "xss", "csrf", "resync", "away", "history",
@@ -102,6 +106,7 @@ fn seed(chat: &Chat) -> Value {
         "users": {
             "alice": {"id": alice_id, "token": alice},
             "bob": {"id": bob_id, "token": bob},
+            "carol": {"id": carol_id},
         },
         "teams": {"main": {"id": main}, "other": {"id": other}},
         "channels": channels,

@@ -1,7 +1,7 @@
 // Spec §10 test 49 (CHAT-R11): two people in two browser contexts sign in through the
 // form, pick the team and a channel, exchange live messages, see each other typing, reply
 // in a thread, react, watch an unread badge rise and clear, attach and download a file,
-// search, and see presence change. Steps run in order and share the two pages.
+// search, open a DM and a group message, and see presence change. Steps run in order and share the two pages.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -161,7 +161,39 @@ describe('test 49: chatting in the web UI', () => {
     await alice.locator('.channel-item.active[data-name="general"]').waitFor({ timeout: WAIT });
   });
 
+  it('opens a direct message that appears, with its badge, on the other side', async () => {
+    const text = `just between us ${run}`;
+    await alice.fill('#dm-input', 'bob');
+    await alice.press('#dm-input', 'Enter');
+    const dm = alice.locator('#dm-list .channel-item.active[data-type="direct"]');
+    await dm.waitFor({ timeout: WAIT });
+    assert.equal(await dm.locator('.channel-name').textContent(), 'bob');
+    assert.equal(await alice.textContent('#channel-title'), 'bob');
+    await alice.fill('#composer-input', text);
+    await alice.press('#composer-input', 'Enter');
+    await postWith(alice, text).waitFor({ timeout: WAIT });
+    // bob (reading random) gets the new DM in his list with an unread badge.
+    const onBob = bob.locator('#dm-list .channel-item[data-type="direct"]');
+    await onBob.locator('.unread-badge', { hasText: '1' }).waitFor({ timeout: WAIT });
+    assert.equal(await onBob.locator('.channel-name').textContent(), 'alice');
+    await onBob.locator('.channel-link').click();
+    await postWith(bob, text).waitFor({ timeout: WAIT });
+    await onBob.locator('.unread-badge').waitFor({ state: 'hidden', timeout: WAIT });
+  });
+
+  it('opens a group message by usernames', async () => {
+    await alice.fill('#dm-input', 'bob, carol');
+    await alice.press('#dm-input', 'Enter');
+    const gm = alice.locator('#dm-list .channel-item.active[data-type="group"]');
+    await gm.waitFor({ timeout: WAIT });
+    assert.equal(await gm.locator('.channel-name').textContent(), 'alice, bob, carol');
+    await alice.fill('#dm-input', 'nobody-here');
+    await alice.press('#dm-input', 'Enter');
+    await alice.locator('#dm-error', { hasText: 'no user named nobody-here' }).waitFor({ timeout: WAIT });
+  });
+
   it('shows presence dots that follow status changes', async () => {
+    await openChannel(alice, 'general');
     const dot = () => postWith(alice, answer).first().locator(`.presence[data-user-id="${SEED.users.bob.id}"]`);
     const shows = async (status) => (await dot().getAttribute('class')).split(' ').includes(status);
     await eventually(() => shows('online'), 'bob shown online');

@@ -2,7 +2,7 @@
 // sign-in, and turns WebSocket events into UI updates.
 
 import { api, qs, setUnauthorizedHandler } from './api.js';
-import { byId, showError } from './dom.js';
+import { byId, focusIfIdle, showError } from './dom.js';
 import { bindComposer } from './composer.js';
 import { bindLogin, completeOidc, loginErrorFromUrl, showLogin } from './login.js';
 import { postHooks, removeFrom, renderList, upsertInto } from './messages.js';
@@ -128,8 +128,8 @@ async function openChannel(channelId) {
   }
   renderList(byId('message-list'), posts);
   byId('load-older').hidden = !(data && data.has_more);
+  focusIfIdle(byId('composer-input'));
   await markViewed(channelId);
-  byId('composer-input').focus();
 }
 
 /** Prepends the page of posts before the oldest one shown, keeping the scroll position. */

@@ -66,3 +66,13 @@ export function formatTime(ms) {
     ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
     : d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
+
+/**
+ * Focuses `el` unless the user is already typing somewhere else: views load
+ * asynchronously, and a late focus() must not steal keystrokes meant for another field.
+ */
+export function focusIfIdle(el) {
+  const active = document.activeElement;
+  const busy = active && active !== el && ['INPUT', 'TEXTAREA', 'SELECT'].includes(active.tagName);
+  if (!busy) el.focus();
+}

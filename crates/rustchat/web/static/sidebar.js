@@ -145,6 +145,7 @@ export function bindSidebar() {
         : await api.post('/channels/group', { user_ids: ids });
       state.channels.set(channel.id, channel);
       input.value = '';
+      input.blur(); // done here: let the opened conversation take the focus
       await renderChannels();
       sidebarHooks.openChannel(channel.id);
     } catch (e) {

@@ -2,7 +2,7 @@
 // posted with root_id and arrive live through the same posted events as the channel.
 
 import { api } from './api.js';
-import { byId } from './dom.js';
+import { byId, focusIfIdle } from './dom.js';
 import { renderList, upsertInto } from './messages.js';
 import { loadReactions } from './reactions.js';
 import { state } from './state.js';
@@ -22,7 +22,7 @@ export async function openThread(rootId) {
   byId('search-panel').hidden = true;
   byId('thread-panel').hidden = false;
   renderList(byId('thread-list'), posts, { inThread: true });
-  byId('thread-input').focus();
+  focusIfIdle(byId('thread-input'));
 }
 
 /** Closes the panel. */
