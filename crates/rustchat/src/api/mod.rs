@@ -180,7 +180,7 @@ async fn not_found(req: Request) -> Response {
     if let Some(page) = crate::web::page_for(&req) {
         return page;
     }
-    let _ = req;
+    drop(req); // read only by the web-ui build
     ApiError::not_found("route").into_response()
 }
 
