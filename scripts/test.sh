@@ -82,7 +82,7 @@ apt_install curl ca-certificates jq systemd
 # Real PostgreSQL 15 and Redis for the tests: test-support runs their binaries from
 # /usr/lib/postgresql/15/bin and PATH on free loopback ports with scratch data directories.
 # The packaged cluster and services are never used; whether apt starts them is irrelevant.
-apt_install postgresql-15 postgresql-client-15 redis-server redis-tools openssl
+apt_install postgresql-15 postgresql-client-15 redis-server redis-tools openssl chromium
 install_prometheus
 install_python_deps
 install_node_packages

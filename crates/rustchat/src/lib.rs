@@ -22,7 +22,10 @@
 //! tokens verified against the provider JWKS, cookie-only delivery, per-provider breakers,
 //! providers from config or the admin API (client secrets sealed at rest).
 //!
-//! Not yet (issue 7): the web UI and the load generator.
+//! Web UI (CHAT-R11, feature `web-ui`): `web` serves the browser client embedded from
+//! `crates/rustchat/web/` (index.html, ES modules, CSS); see `docs/web-ui.md`.
+//!
+//! Not yet (issue 7): the load generator.
 //!
 //! Layout: `config` (CHAT-R1-R3, R25), `store` (CHAT-R13: one SQL source compiled per
 //! backend), `auth` (CHAT-R21), `api` (routes, JSON rules; `error` renders both dialects),
@@ -64,3 +67,5 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod store;
+#[cfg(feature = "web-ui")]
+pub mod web;

@@ -114,7 +114,11 @@ pub fn router(st: AppState, readiness: Arc<Readiness>, obs: Observe) -> Router {
     let api = v1::routes()
         .with_state(st.clone())
         .merge(v4::routes(st.clone()))
-        .merge(health_routes(readiness, st.metrics.clone()))
+        .merge(health_routes(readiness, st.metrics.clone()));
+    // The embedded UI (CHAT-R11): `/`, `/static/*`, and HTML navigations in the fallback.
+    #[cfg(feature = "web-ui")]
+    let api = api.merge(crate::web::routes());
+    let api = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     // The state also travels as an extension, outermost, so every layer written as a
@@ -189,8 +193,14 @@ async fn starting() -> ApiError {
     ApiError::unavailable("starting: database not ready", health::READY_RETRY_AFTER)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("route")
+async fn not_found(req: Request) -> Response {
+    // A browser navigating to a UI route (e.g. `/login/complete`) gets the UI's page.
+    #[cfg(feature = "web-ui")]
+    if let Some(page) = crate::web::page_for(&req) {
+        return page;
+    }
+    drop(req); // read only by the web-ui build
+    ApiError::not_found("route").into_response()
 }
 
 async fn method_not_allowed(uri: http::Uri, st: Option<axum::Extension<AppState>>) -> Response {

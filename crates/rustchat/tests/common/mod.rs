@@ -421,3 +421,105 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `node` from PATH when it is 20.11 or newer (node:test reporters, `--test-timeout`,
+/// global fetch), else None after a skip notice (a panic when RON_REQUIRE_EXTERNAL_TOOLS
+/// is set).
+pub fn node_20_11() -> Option<PathBuf> {
+    let node = test_support::external("node")?;
+    let version = Command::new(&node)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut parts = version
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (20, 11) {
+        assert!(
+            !test_support::external_tools_required(),
+            "node >= 20.11 is required ({} is set), found {version:?}",
+            test_support::ENV_REQUIRE_EXTERNAL_TOOLS
+        );
+        eprintln!("skipping: node >= 20.11 needed, found {version:?}");
+        return None;
+    }
+    Some(node)
+}
+
+/// Runs `node --test` (spec reporter, one file at a time, `per_test` as each test's time
+/// limit) in `dir` with `env`; Ok(stdout) when every test passed, Err(report with both
+/// streams) when one failed or the run overran `limit`.
+pub fn run_node_tests(
+    node: &std::path::Path,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    per_test: Duration,
+    limit: Duration,
+) -> Result<String, String> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut cmd = Command::new(node);
+    cmd.args([
+        "--test",
+        "--test-reporter=spec",
+        "--test-concurrency=1",
+        &format!("--test-timeout={}", per_test.as_millis()),
+    ])
+    .current_dir(dir)
+    .env("NO_COLOR", "1")
+    .env_remove("NODE_OPTIONS")
+    .env_remove("FORCE_COLOR")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", node.display()));
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .map(|stream| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = stream {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for node") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let [out, err] = readers.map(|r| r.join().unwrap_or_default());
+    match status {
+        Some(st) if st.success() => Ok(out),
+        Some(st) => Err(format!(
+            "node exit {st}\n--- node stdout ---\n{out}\n--- node stderr ---\n{err}"
+        )),
+        None => Err(format!(
+            "node did not finish within {limit:?}\n--- node stdout ---\n{out}\n--- node stderr ---\n{err}"
+        )),
+    }
+}
