@@ -49,6 +49,34 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     Some((node, chromium))
 }
 
+/// Client secret the test provider and rustchat share.
+const IDP_SECRET: &str = "e2e-oidc-client-secret-7d3f9a1b2c4e";
+
+/// Starts `tests/oidc/real.mjs` (node-oidc-provider) for `redirect_uri`; None (the OIDC
+/// browser test then skips) when its packages are not installed and tools are optional.
+fn idp(node: &Path, redirect_uri: &str) -> Option<(test_support::Service, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+    if !dir
+        .join("node_modules/oidc-provider/package.json")
+        .is_file()
+    {
+        assert!(
+            !test_support::external_tools_required(),
+            "tests/oidc/node_modules is missing; run `npm ci --prefix crates/rustchat/tests/oidc`"
+        );
+        return None;
+    }
+    let mut cmd = std::process::Command::new(node);
+    cmd.arg(dir.join("real.mjs"))
+        .current_dir(&dir)
+        .env("CLIENT_SECRET", IDP_SECRET)
+        .env("REDIRECT_URI", redirect_uri)
+        .stdin(std::process::Stdio::null());
+    let (svc, seen) = test_support::Service::start(cmd, "idp ready", 1);
+    let issuer = test_support::json_field(&seen[0], "issuer").expect("issuer");
+    Some((svc, issuer))
+}
+
 /// A team with a display name; returns its id.
 fn team(chat: &Chat, token: &str, name: &str, display: &str) -> String {
     let r = chat.call(
@@ -122,13 +150,43 @@ fn web_ui_in_headless_chromium() {
     let Some((node, chromium)) = tools() else {
         return;
     };
-    let chat = Chat::start(Db::Sqlite, &[]).expect("sqlite always available");
+    // The real OpenID provider of tests/oidc (node-oidc-provider), so the UI's single
+    // sign-on button is exercised end to end; rustchat's port is chosen first because the
+    // provider must know the redirect URI.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = idp(&node, &format!("{base}/api/v1/oauth2/test/callback"));
+    let port_s = port.to_string();
+    let mut chat_env: Vec<(&str, &str)> =
+        vec![("RUSTCHAT_PORT", &port_s), ("RUSTCHAT_SITE_URL", &base)];
+    if let Some((_, issuer)) = &idp {
+        chat_env.extend([
+            (
+                "RUSTCHAT_OAUTH__PROVIDERS__TEST__ISSUER_URL",
+                issuer.as_str(),
+            ),
+            ("RUSTCHAT_OAUTH__PROVIDERS__TEST__CLIENT_ID", "rustchat"),
+            ("RUSTCHAT_OAUTH__PROVIDERS__TEST__CLIENT_SECRET", IDP_SECRET),
+            ("RUSTCHAT_OAUTH__PROVIDERS__TEST__DISPLAY_NAME", "Test IdP"),
+        ]);
+    }
+    let chat = Chat::start_in(
+        test_support::temp_dir("rustchat"),
+        Db::Sqlite,
+        None,
+        &chat_env,
+    );
     let seed = seed(&chat).to_string();
     let url = format!("http://{}", chat.addr);
+    let issuer = idp.as_ref().map_or("", |(_, i)| i.as_str());
     let env = [
         ("RUSTCHAT_URL", url.as_str()),
         ("RUSTCHAT_E2E_SEED", seed.as_str()),
         ("RUSTCHAT_CHROMIUM", chromium.to_str().expect("utf-8 path")),
+        ("RUSTCHAT_E2E_IDP", issuer),
     ];
     match common::run_node_tests(&node, &suite_dir(), &env, TEST_LIMIT, SUITE_LIMIT) {
         Ok(out) => println!("{out}"),

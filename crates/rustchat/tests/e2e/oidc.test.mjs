@@ -10,6 +10,9 @@ import { after, before, describe, it } from 'node:test';
 
 import { BASE, SEED, WAIT, assertClean, launch, newPage } from './helpers.mjs';
 
+/** The real test provider's issuer (tests/oidc/real.mjs), when browser.rs started one. */
+const IDP = process.env.RUSTCHAT_E2E_IDP || '';
+
 const MESSAGES = {
   provider_unavailable: 'The sign-in provider is unavailable right now. Try again in a minute, or sign in with your password.',
   state_invalid: 'That sign-in attempt expired or could not be verified. Please start again.',
@@ -30,10 +33,14 @@ describe('OIDC sign-in in the UI', () => {
 
   it('shows no provider buttons when the server offers none', async () => {
     page = await newPage(browser);
+    // The server under test offers the real provider; an empty list is simulated here.
+    await page.route('**/api/v1/oauth2/providers', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', body: '[]',
+    }));
     const providers = page.waitForResponse((r) => r.url().endsWith('/api/v1/oauth2/providers'));
     await page.goto(`${BASE}/`);
     const resp = await providers;
-    assert.ok(resp.status() === 404 || resp.status() === 200, `providers answered ${resp.status()}`);
+    assert.equal(resp.status(), 200);
     await page.locator('#login-view').waitFor({ state: 'visible', timeout: WAIT });
     assert.equal(await page.locator('#oidc-providers').isHidden(), true);
     assert.equal(await page.locator('.oidc-button').count(), 0);
@@ -82,6 +89,39 @@ describe('OIDC sign-in in the UI', () => {
     assert.equal(await page.locator('.oidc-button').count(), 1, 'a javascript: login_url gets no button');
     await Promise.all([page.waitForURL(`${BASE}/login?error=state_invalid`, { timeout: WAIT }), button.click()]);
     await page.locator('#login-error', { hasText: MESSAGES.state_invalid }).waitFor({ timeout: WAIT });
+    await assertClean(page);
+    await page.context().close();
+  });
+
+  it('signs in through the real OpenID provider (node-oidc-provider) and lands in the app', { skip: !IDP }, async () => {
+    // The provider logs in whoever its control endpoint names: a person with no account yet.
+    const set = await fetch(`${IDP}/_test/account`, {
+      method: 'POST',
+      body: JSON.stringify({ sub: 'sub-dana', email: 'dana@example.com', preferred_username: 'dana', name: 'Dana Single-Sign-On' }),
+    });
+    assert.equal(set.status, 200);
+    page = await newPage(browser);
+    const visited = [];
+    // Every hop of the redirect chain is its own navigation request.
+    page.on('request', (r) => { if (r.isNavigationRequest()) visited.push(r.url()); });
+    await page.goto(`${BASE}/`);
+    const button = page.locator('.oidc-button[data-provider="test"]');
+    await button.waitFor({ timeout: WAIT });
+    assert.equal(await button.textContent(), 'Sign in with Test IdP');
+    await button.click();
+    await page.locator('#app-view').waitFor({ state: 'visible', timeout: WAIT });
+    assert.equal(await page.textContent('#me-name'), 'Dana Single-Sign-On', 'the display name comes from the ID token');
+    assert.equal(new URL(page.url()).pathname, '/');
+    assert.ok(visited.some((u) => u.startsWith(IDP)), `the browser went to the provider: ${visited}`);
+    // The one-time exchange code and the session never travel in a URL rustchat chose.
+    for (const u of visited.filter((v) => v.startsWith(BASE) && !v.includes('/api/v1/oauth2/'))) {
+      const q = new URL(u).searchParams;
+      assert.ok(!q.has('code') && !q.has('token'), u);
+    }
+    const cookies = await page.context().cookies(BASE);
+    const session = cookies.find((c) => c.name === 'rustchat_session');
+    assert.ok(session && session.httpOnly && session.sameSite === 'Lax', JSON.stringify(session));
+    assert.equal(cookies.some((c) => c.name === 'rustchat_oauth_code'), false, 'the exchange cookie is cleared');
     await assertClean(page);
     await page.context().close();
   });
