@@ -2,6 +2,7 @@
 //! handlers publish, presence (node-local, or cluster-wide in Redis), and the Redis bus of
 //! cluster mode (CHAT-R19).
 
+pub mod client_frame;
 pub mod cluster;
 pub mod cluster_presence;
 pub mod events;

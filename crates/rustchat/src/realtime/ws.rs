@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::client_frame::{self, ClientAction, ClientFrame};
 use super::hub::{Api, CloseReason, Conn, Outbound, Slot};
 use super::{events, presence};
 use crate::auth::{AuthUser, Credential, extract};
@@ -300,9 +301,9 @@ async fn serve(st: AppState, socket: WebSocket, user: AuthUser, api: Api, conn_i
                 }
                 break;
             }
-            Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(&t) {
-                Ok(v) if v.is_object() => action(&st, &conn, &v, &mut typing_at).await,
-                _ => bad_frame(&conn, &mut invalid),
+            Some(Ok(Message::Text(t))) => match client_frame::parse(&t) {
+                Some(frame) => action(&st, &conn, frame, &mut typing_at).await,
+                None => bad_frame(&conn, &mut invalid),
             },
             Some(Ok(Message::Binary(_))) => bad_frame(&conn, &mut invalid),
             Some(Ok(Message::Pong(_))) => missed.store(0, Ordering::Relaxed),
@@ -369,10 +370,10 @@ fn reply(conn: &Conn, v: Value) {
 async fn action(
     st: &AppState,
     conn: &Conn,
-    v: &Value,
+    frame: ClientFrame,
     typing_at: &mut HashMap<(String, String), Instant>,
 ) {
-    let seq = v["seq"].as_i64().unwrap_or(0);
+    let seq = frame.seq;
     let ok = |data: Option<Value>| {
         let mut r = json!({"status": "OK", "seq_reply": seq});
         if let Some(d) = data {
@@ -380,58 +381,48 @@ async fn action(
         }
         r
     };
-    match v["action"].as_str().unwrap_or("") {
-        "user_typing" => {
-            let ch = v["data"]["channel_id"].as_str().unwrap_or("").to_string();
-            let parent = v["data"]["parent_id"].as_str().unwrap_or("").to_string();
-            let member = {
-                let (c, u) = (ch.clone(), conn.user_id.clone());
-                crate::ids::is_valid_id(&ch)
-                    && matches!(
+    match frame.action {
+        ClientAction::UserTyping {
+            channel_id,
+            parent_id,
+        } => {
+            let member = match &channel_id {
+                Some(ch) => {
+                    let (c, u) = (ch.clone(), conn.user_id.clone());
+                    matches!(
                         store_read!(st.store, |x| ops::channel_member(x, &c, &u).await),
                         Ok(Some(_))
                     )
+                }
+                None => false,
             };
-            if member {
-                let key = (ch.clone(), parent.clone());
+            if let (true, Some(ch)) = (member, channel_id) {
+                let key = (ch.clone(), parent_id.clone());
                 let due = typing_at
                     .get(&key)
                     .is_none_or(|t| t.elapsed() >= TYPING_INTERVAL);
                 if due {
                     typing_at.insert(key, Instant::now());
-                    events::typing(st, &conn.user_id, &ch, &parent);
+                    events::typing(st, &conn.user_id, &ch, &parent_id);
                 }
             }
             reply(conn, ok(None));
         }
-        "ping" => reply(
+        ClientAction::Ping => reply(
             conn,
             ok(Some(
                 json!({"text": "pong", "version": st.version_id(), "server_time": crate::store::now_ms(), "node_id": st.node_id}),
             )),
         ),
-        "get_statuses_by_ids" => {
-            let ids: Vec<String> = v["data"]["user_ids"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str())
-                        .filter(|s| crate::ids::is_valid_id(s))
-                        .take(200)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            match presence::statuses(st, &ids).await {
-                Ok(m) => reply(conn, ok(Some(json!(m)))),
-                Err(_) => reply(
-                    conn,
-                    json!({"status": "FAIL", "seq_reply": seq, "error": {"id": "api.rustchat.unavailable.app_error", "message": "try again"}}),
-                ),
-            }
-        }
-        "presence" | "user_update_active_status" => reply(conn, ok(None)),
-        _ => reply(
+        ClientAction::GetStatuses(ids) => match presence::statuses(st, &ids).await {
+            Ok(m) => reply(conn, ok(Some(json!(m)))),
+            Err(_) => reply(
+                conn,
+                json!({"status": "FAIL", "seq_reply": seq, "error": {"id": "api.rustchat.unavailable.app_error", "message": "try again"}}),
+            ),
+        },
+        ClientAction::Activity => reply(conn, ok(None)),
+        ClientAction::Unknown => reply(
             conn,
             json!({"status": "FAIL", "seq_reply": seq, "error": {"id": "api.web_socket_router.bad_action.app_error", "message": "unknown action"}}),
         ),
