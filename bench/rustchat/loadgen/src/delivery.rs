@@ -111,10 +111,10 @@ impl Registry {
     }
 
     pub fn session_down(&self, user: u32) {
-        if let Some(s) = self.sessions.get(user as usize) {
-            if let Some(last) = s.lock().last_mut() {
-                last.1.get_or_insert_with(Instant::now);
-            }
+        if let Some(s) = self.sessions.get(user as usize)
+            && let Some(last) = s.lock().last_mut()
+        {
+            last.1.get_or_insert_with(Instant::now);
         }
     }
 

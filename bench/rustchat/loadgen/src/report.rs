@@ -105,11 +105,10 @@ pub fn summary(r: &Value) -> String {
     let mm = &r["mattermost_reference"];
     let _ = writeln!(
         s,
-        "  users within gates: {} → Mattermost reference ratio {} (÷ {}; {})",
+        "  users within gates: {} → Mattermost reference ratio {} (÷ {}; not like-for-like)",
         f(&r["users_within_gates"]),
         f(&mm["ratio"]),
         f(&mm["users_per_node"]),
-        "not like-for-like",
     );
     s
 }

@@ -55,10 +55,10 @@ async fn wait_ready(server: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut http = Http::new(worker_addr(0xFFF1), server);
     while Instant::now() < deadline {
-        if let Ok(r) = http.call("GET", "/api/v1/health/ready", Body::Empty).await {
-            if r.status == 200 {
-                return Ok(());
-            }
+        if let Ok(r) = http.call("GET", "/api/v1/health/ready", Body::Empty).await
+            && r.status == 200
+        {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -150,7 +150,8 @@ impl Bench {
         let cpu1 = procstat::sample(&self.ctx.opts.server_pids);
         let after = scrape_all(&self.ctx.servers).await;
         Measured {
-            users: self.active(),
+            users: self.ctx.counters.online.load(Ordering::Relaxed) as u32,
+            started: self.active(),
             verdict: Verdict::of(&window),
             window,
             cpu: procstat::split(&cpu0, &cpu1),
@@ -193,7 +194,10 @@ fn rss_json(pids: &[u32]) -> Value {
 }
 
 struct Measured {
+    /// Users online (logged in, socket up) at the end of the window.
     users: u32,
+    /// User tasks started (including any whose login failed).
+    started: u32,
     verdict: Verdict,
     window: Window,
     cpu: Value,
@@ -205,6 +209,7 @@ impl Measured {
     fn to_json(&self) -> Value {
         json!({
             "users": self.users,
+            "users_started": self.started,
             "gates": self.verdict.to_json(),
             "window": self.window.to_json(),
             "cpu": self.cpu,
@@ -262,7 +267,7 @@ pub async fn run(opts: Opts) -> Result<Value> {
     });
     eprintln!("loadgen: seeded in {seed_secs:.1} s");
     let nodes = (0..capacity)
-        .map(|u| (u % servers.len() as u32) as u16)
+        .map(|u| seed::node_for(u, opts.teams, servers.len() as u32))
         .collect();
     let ctx = Arc::new(Ctx {
         opts: opts.clone(),
@@ -336,6 +341,7 @@ pub async fn run(opts: Opts) -> Result<Value> {
         "users": {
             "logged_in": c.logged_in.load(Ordering::Relaxed),
             "login_failed": c.login_failed.load(Ordering::Relaxed),
+            "login_retries": c.login_retries.load(Ordering::Relaxed),
             "ws_failed": c.ws_failed.load(Ordering::Relaxed),
             "first_ws_error": c.first_ws_error.lock().clone(),
             "ws_dropped": c.ws_dropped.load(Ordering::Relaxed),

@@ -81,13 +81,13 @@ pub fn delta(before: &Sample, after: &Sample) -> Value {
     let s = m
         .get("rustchat_websocket_delivery_seconds_sum")
         .and_then(Value::as_f64);
-    if let (Some(n), Some(s)) = (n, s) {
-        if n > 0.0 {
-            m.insert(
-                "server_delivery_mean_ms".into(),
-                json!(crate::metrics::round3(s / n * 1000.0)),
-            );
-        }
+    if let (Some(n), Some(s)) = (n, s)
+        && n > 0.0
+    {
+        m.insert(
+            "server_delivery_mean_ms".into(),
+            json!(crate::metrics::round3(s / n * 1000.0)),
+        );
     }
     Value::Object(m)
 }

@@ -341,7 +341,7 @@ pub async fn grow(world: &mut World, opts: &Opts, servers: &[SocketAddr], n: u32
             name,
             team,
             channels: Vec::new(),
-            node: (u % nodes) as u16,
+            node: node_for(u, opts.teams, nodes),
             seed_token: token,
         });
         world.teams[team as usize].users.push(u);
@@ -462,6 +462,13 @@ pub async fn grow(world: &mut World, opts: &Opts, servers: &[SocketAddr], n: u32
     Ok(())
 }
 
+/// The node user `u` talks to. Users are dealt to teams round-robin (`u % teams`), so the
+/// node follows `u / teams`: every team, and so every channel, spans all nodes and
+/// multi-node runs see cross-node deliveries.
+pub fn node_for(u: u32, teams: u32, nodes: u32) -> u16 {
+    ((u / teams.max(1)) % nodes.max(1)) as u16
+}
+
 /// `n` distinct items of `from`, starting at `start`, stepping by `step` (coprime steps
 /// are not required: collisions move to the next free slot).
 fn pick(from: &[u32], n: usize, start: usize, step: usize) -> Vec<u32> {
@@ -519,6 +526,18 @@ pub async fn posts(world: &World, opts: &Opts, server: SocketAddr, n: u32) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_team_spans_every_node() {
+        for t in 0..5 {
+            let nodes: Vec<u16> = (0..20)
+                .filter(|u| u % 5 == t)
+                .map(|u| node_for(u, 5, 2))
+                .collect();
+            assert!(nodes.contains(&0) && nodes.contains(&1), "{nodes:?}");
+        }
+        assert_eq!(node_for(7, 0, 0), 0);
+    }
 
     #[test]
     fn pick_is_distinct_and_bounded() {

@@ -85,6 +85,9 @@ pub struct Counters {
     pub skipped: AtomicU64,
     pub typing_sent: AtomicU64,
     pub ready: AtomicU64,
+    /// Users logged in with their socket set up and not yet stopped.
+    pub online: AtomicU64,
+    pub login_retries: AtomicU64,
     /// The first WebSocket failure, for the report.
     pub first_ws_error: parking_lot::Mutex<Option<String>>,
 }
@@ -102,7 +105,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn node_of(&self, u: u32) -> u16 {
-        (u % self.servers.len().max(1) as u32) as u16
+        crate::seed::node_for(u, self.opts.teams, self.servers.len() as u32)
     }
 }
 
@@ -116,6 +119,9 @@ struct Me {
     channels: Vec<(u32, String)>,
     password: String,
 }
+
+/// Login attempts per user before it counts as failed.
+const LOGIN_ATTEMPTS: u32 = 5;
 
 const EMOJI: [&str; 6] = ["thumbsup", "smile", "tada", "heart", "eyes", "rocket"];
 
@@ -186,18 +192,34 @@ pub async fn run_user(
         _ = actions.cancelled() => return,
         _ = tokio::time::sleep_until(start_at) => {}
     }
-    if !user.login().await {
+    // A client whose login times out or is refused retries a few times with a pause, as
+    // the webapp does; Argon2 is capped at the core count, so a fast ramp queues logins.
+    let mut attempt = 0;
+    while !user.login().await {
+        attempt += 1;
+        if attempt >= LOGIN_ATTEMPTS {
+            user.ctx
+                .counters
+                .login_failed
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         user.ctx
             .counters
-            .login_failed
+            .login_retries
             .fetch_add(1, Ordering::Relaxed);
-        return;
+        let pause = Duration::from_millis(user.rng.random_range(1000..3000));
+        tokio::select! {
+            _ = actions.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
     }
     user.ctx.counters.logged_in.fetch_add(1, Ordering::Relaxed);
     user.connect().await;
     // Initial load: the first channel's page and view, as a client does on start.
     user.switch_to(0).await;
     user.ctx.counters.ready.fetch_add(1, Ordering::Relaxed);
+    user.ctx.counters.online.fetch_add(1, Ordering::Relaxed);
     let rate = total_rate() * user.ctx.opts.rate_scale.max(0.0) / 3600.0;
     loop {
         let wait = if rate > 0.0 {
@@ -228,6 +250,7 @@ pub async fn run_user(
     if let Some(s) = user.sock.as_mut() {
         ws::close(s).await;
     }
+    user.ctx.counters.online.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl User {
@@ -398,13 +421,13 @@ impl User {
 
     async fn typing(&mut self, parent: &str) {
         let cid = self.me.channels[self.current].1.clone();
-        if let Some(s) = self.sock.as_mut() {
-            if ws::typing(s, &cid, parent).await {
-                self.ctx
-                    .counters
-                    .typing_sent
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(s) = self.sock.as_mut()
+            && ws::typing(s, &cid, parent).await
+        {
+            self.ctx
+                .counters
+                .typing_sent
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -415,13 +438,13 @@ impl User {
         let cid = self.me.channels[i].1.clone();
         self.current = i;
         self.known.clear();
-        if let Some(r) = self.call(Ep::PostsPage, api::posts_page(d, &cid)).await {
-            if r.status == 200 {
-                let mut posts = api::page_posts(d, &r.json());
-                // Keep the newest 20: enough targets for threads and reactions.
-                let skip = posts.len().saturating_sub(20);
-                self.known = posts.split_off(skip);
-            }
+        if let Some(r) = self.call(Ep::PostsPage, api::posts_page(d, &cid)).await
+            && r.status == 200
+        {
+            let mut posts = api::page_posts(d, &r.json());
+            // Keep the newest 20: enough targets for threads and reactions.
+            let skip = posts.len().saturating_sub(20);
+            self.known = posts.split_off(skip);
         }
         let prev = if prev == cid { String::new() } else { prev };
         self.call(Ep::View, api::view(d, &cid, &prev)).await;

@@ -120,12 +120,10 @@ fn on_text(ctx: &Ctx, u: u32, t: &str, at: Instant, last: &mut u64) {
     }
     let posted = event == "posted";
     ctx.metrics.frame(posted);
-    if posted {
-        if let Some(tok) = find_token(t) {
-            let world = ctx.world.read();
-            ctx.reg
-                .delivered(tok, u, at, &ctx.metrics, |c| world.is_member(u, c));
-        }
+    if posted && let Some(tok) = find_token(t) {
+        let world = ctx.world.read();
+        ctx.reg
+            .delivered(tok, u, at, &ctx.metrics, |c| world.is_member(u, c));
     }
 }
 
