@@ -1,22 +1,25 @@
 //! The shipped monitoring files under deploy/ron-metrics/ (MET-R22, R27 gate K; runbook §4
 //! "Alert Threshold" column): rules for the exposer every service embeds, applicable to any
 //! scrape job. They pass `promtool check rules` and their `promtool test rules` unit tests,
-//! carry every runbook row that has a metric with its threshold, and read only families the
-//! example exposer exports; the Grafana dashboard uses the datasource and instance
-//! variables and shows every family the exposer exports.
+//! carry every runbook row that has a metric with its threshold, and read only families a
+//! standalone exposer (the library API, served in-process on 127.0.0.1:0) exports; the
+//! Grafana dashboard uses the datasource and instance variables and shows every family the
+//! exposer exports.
 //!
 //! The OTLP families exist only in builds with the `otel` feature: built with it
 //! (`cargo test -p ron-metrics --features otel --test monitoring`, as scripts/test.sh does)
-//! the example runs with `RON_OTEL_ENDPOINT` pointing at a closed port and they are checked
-//! like the rest; built without it, they are the only names allowed to be absent.
+//! the host's `RON_OTEL_ENDPOINT` points at a closed port and they are checked like the
+//! rest; built without it, they are the only names allowed to be absent.
 
 mod support;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use support::example_bin;
+use ron_metrics::{EnvSource, Metrics};
+use support::{blocking, start_with};
 use test_support::monitoring::{Deploy, families};
-use test_support::{Service, external, get};
+use test_support::{external, get};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -113,30 +116,37 @@ fn the_dashboard_uses_the_datasource_and_instance_variables() {
     deploy().check_dashboard_shape(20);
 }
 
-/// The example exposer, with an OTLP endpoint that refuses connections when the OTLP
-/// families exist in this build.
-fn start_example() -> Service {
+/// The metrics of a host: fixed labels, and an OTLP endpoint on a closed port when this
+/// build has the OTLP families (they exist only when export is configured).
+fn host_metrics() -> Arc<Metrics> {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let endpoint = format!("http://127.0.0.1:{closed}");
-    let mut env = vec![("RON_METRICS_ADDR", "127.0.0.1:0")];
+    let mut env = Vec::new();
     if cfg!(feature = "otel") {
         env.push(("RON_OTEL_ENDPOINT", endpoint.as_str()));
     }
-    Service::spawn(&example_bin(), &env, "metrics exposer started")
+    Metrics::builder()
+        .env(EnvSource::fixed(env))
+        .service("svc-host")
+        .instance("node-1")
+        .build()
+        .expect("metrics")
 }
 
-/// Every metric the rules and the dashboard read is a family the example exposer exports
+/// Every metric the rules and the dashboard read is a family a standalone exposer exports
 /// (MET-T24: all are present from the start), and every family it exports is on the
 /// dashboard.
-#[test]
-fn every_metric_read_is_exported_and_every_family_is_on_the_dashboard() {
-    let svc = start_example();
-    let page = get(svc.tcp(), "/metrics", &[]).text();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_read_is_exported_and_every_family_is_on_the_dashboard() {
+    let running = start_with(host_metrics(), |o| o).await;
+    let addr = running.addr;
+    let page = blocking(move || get(addr, "/metrics", &[]).text()).await;
     let exported = families(&page);
     assert!(exported.contains_key("exposition_series"), "{page}");
+    assert!(exported.contains_key("health_degraded"), "{page}");
     assert_eq!(
         exported.contains_key("otel_export_queue_depth"),
         cfg!(feature = "otel"),
@@ -148,6 +158,7 @@ fn every_metric_read_is_exported_and_every_family_is_on_the_dashboard() {
     let read = d.check_reads_only_exported(&page, &["RonMetricsMissingAmnesiaLabel"], without_otel);
     assert!(read.len() >= 15, "{read:?}");
     d.check_dashboards_cover(&page, &[], |_| true);
+    running.coord.force();
 }
 
 #[test]
