@@ -104,8 +104,8 @@ log="$CARGO_TARGET_DIR/test-output.txt"
 : >"$log"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee -a "$log" || die "cargo test failed"
 
-step "cargo test: ron-metrics OTLP export (feature otel)"
-cargo test -p ron-metrics --features otel --locked --test otel 2>&1 | tee -a "$log" \
+step "cargo test: ron-metrics OTLP export and its monitoring rules (feature otel)"
+cargo test -p ron-metrics --features otel --locked --test otel --test monitoring 2>&1 | tee -a "$log" \
   || die "cargo test --features otel failed"
 
 step "cargo test: mongoose counting allocator (feature alloc-count)"

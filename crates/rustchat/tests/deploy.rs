@@ -8,15 +8,13 @@
 //! answers and variables `--check-config` accepts.
 
 mod common;
-#[path = "deploy/promql.rs"]
-mod promql;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use test_support::{external, temp_dir};
+use test_support::{external, promql, temp_dir};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

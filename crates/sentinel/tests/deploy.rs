@@ -48,7 +48,7 @@ fn the_systemd_unit_verifies_with_the_runbook_settings() {
 
 #[test]
 fn the_deploy_alert_rules_pass_promtool() {
-    let rules = repo().join("deploy/sentinel/prometheus/sentinel-alerts.yml");
+    let rules = repo().join("deploy/sentinel/prometheus/sentinel-rules.yml");
     assert!(std::fs::read_to_string(&rules).unwrap().contains("alert:"));
     let Some(promtool) = external("promtool") else {
         return;

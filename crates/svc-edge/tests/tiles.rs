@@ -277,7 +277,7 @@ fn shipped_config_checks_clean_and_alert_rules_pass_promtool() {
     if let Some(p) = common::external("promtool") {
         let out = std::process::Command::new(p)
             .args(["check", "rules"])
-            .arg(root.join("deploy/svc-edge/prometheus/svc-edge-alerts.yml"))
+            .arg(root.join("deploy/svc-edge/prometheus/svc-edge-rules.yml"))
             .output()
             .unwrap();
         assert!(
@@ -286,9 +286,8 @@ fn shipped_config_checks_clean_and_alert_rules_pass_promtool() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    let rules =
-        std::fs::read_to_string(root.join("deploy/svc-edge/prometheus/svc-edge-alerts.yml"))
-            .unwrap();
+    let rules = std::fs::read_to_string(root.join("deploy/svc-edge/prometheus/svc-edge-rules.yml"))
+        .unwrap();
     for alert in ["EdgeHighErrorRate", "EdgeExcessiveShedding", "EdgeNotReady"] {
         assert!(rules.contains(&format!("alert: {alert}")));
     }

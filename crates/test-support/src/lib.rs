@@ -5,7 +5,8 @@
 //! raw HTTP/1.1 over TCP or a Unix socket and reading the exact response, finding external
 //! tools (promtool, python3) and skipping with a notice when one is absent, starting real
 //! PostgreSQL ([`PgServer`]) and Redis ([`RedisServer`]) servers on free loopback ports that
-//! die with the test process.
+//! die with the test process, and checking a service's shipped Prometheus rules and Grafana
+//! dashboard against what it exports ([`monitoring`], [`promql`]).
 //!
 //! Missing external tools: a test skips the part that needs the tool, with a notice on stderr,
 //! unless [`ENV_REQUIRE_EXTERNAL_TOOLS`] is set (scripts/test.sh sets it, having installed
@@ -16,7 +17,9 @@
 #![warn(missing_docs)]
 
 mod daemon;
+pub mod monitoring;
 mod pg;
+pub mod promql;
 mod redis;
 
 pub use pg::{PG_BIN_DIR, PG_USER, PgServer};

@@ -1,5 +1,6 @@
 //! The metric names a PromQL expression reads, for checking the shipped alert rules,
-//! recording rules and dashboard against what the server exports.
+//! recording rules and dashboards under deploy/ against what a service exports (every
+//! service's monitoring test uses it, through [`crate::monitoring`] or directly).
 //!
 //! Not a PromQL parser: it blanks out everything that cannot name a series (string
 //! literals, label matchers, range and subquery brackets, the label lists of `by`,
