@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use test_support::monitoring::{dashboard_queries, families, family_of, panels, run_ok, squeeze};
 use test_support::{external, promql, temp_dir};
 
 fn repo() -> PathBuf {
@@ -86,27 +87,6 @@ fn read(path: &Path) -> String {
 fn yaml_docs(path: &Path) -> Vec<Value> {
     serde_saphyr::from_multiple::<Value>(&read(path))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// `expr` with every run of whitespace collapsed to one space.
-fn squeeze(expr: &str) -> String {
-    expr.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Runs `tool args…` in `dir`; panics with its output unless it exits 0.
-fn run_ok(tool: &Path, dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", tool.display()));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{} {args:?}:\n{text}", tool.display());
-    text
 }
 
 const RULES: &str = "rustchat-rules.yml";
@@ -333,66 +313,6 @@ fn dashboard() -> Value {
         .expect("grafana/rustchat.json is JSON")
 }
 
-/// Every panel, those inside collapsed rows included.
-fn panels(dash: &Value) -> Vec<&Value> {
-    let mut all = Vec::new();
-    for p in dash["panels"].as_array().expect("panels") {
-        all.push(p);
-        all.extend(p["panels"].as_array().into_iter().flatten());
-    }
-    all
-}
-
-/// (where, PromQL) for every query of the dashboard, variables included.
-fn dashboard_queries(dash: &Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for p in panels(dash) {
-        for t in p["targets"].as_array().into_iter().flatten() {
-            out.push((
-                format!("panel {:?}", p["title"]),
-                t["expr"].as_str().unwrap_or("").to_string(),
-            ));
-        }
-    }
-    for v in dash["templating"]["list"].as_array().expect("templating") {
-        let q = v["query"]["query"]
-            .as_str()
-            .or(v["query"].as_str())
-            .unwrap_or("");
-        // label_values(SELECTOR, LABEL): only the selector names a metric.
-        if let Some(args) = q.strip_prefix("label_values(") {
-            let selector = args.rsplit_once(',').map_or(args, |(s, _)| s);
-            out.push((format!("variable {:?}", v["name"]), selector.to_string()));
-        }
-    }
-    out
-}
-
-/// The metric families of an exposition page: name → type.
-fn families(page: &str) -> BTreeMap<String, String> {
-    page.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), it.next()?.to_string()))
-        })
-        .collect()
-}
-
-/// Whether `name` is a series of an exported family: the family itself, or a histogram's
-/// or summary's `_bucket`/`_sum`/`_count` series.
-fn exported(families: &BTreeMap<String, String>, name: &str) -> bool {
-    let base_type = |suffix: &str| {
-        name.strip_suffix(suffix)
-            .and_then(|base| families.get(base))
-            .map(String::as_str)
-    };
-    families.contains_key(name)
-        || base_type("_bucket") == Some("histogram")
-        || matches!(base_type("_sum"), Some("histogram" | "summary"))
-        || matches!(base_type("_count"), Some("histogram" | "summary"))
-}
-
 /// Test 13 / §9 (CHAT-R26, R32): every metric the alert rules, recording rules and dashboard
 /// read is a family a freshly started SQLite server exports on the scrape path (families
 /// are pre-registered, breaker transitions included), and the dashboard shows every rustchat
@@ -441,7 +361,7 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
             if recorded.contains(name.as_str()) || name == "up" {
                 continue;
             }
-            if !exported(&families, &name) {
+            if family_of(&families, &name).is_none() {
                 missing.push(format!("{place}: {name}"));
             }
             checked.insert(name);

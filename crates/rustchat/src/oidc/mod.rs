@@ -146,14 +146,7 @@ impl Oidc {
 /// A configured provider as a definition.
 pub fn from_config(p: &OAuthProvider) -> ProviderDef {
     ProviderDef {
-        name: p.name.clone(),
-        issuer_url: p.issuer_url.clone(),
-        client_id: p.client_id.clone(),
-        client_secret: p.client_secret.clone(),
-        display_name: p.display_name.clone(),
-        scopes: p.scopes.clone(),
-        allowed_email_domains: p.allowed_email_domains.clone(),
-        link_by_email: p.link_by_email,
+        provider: p.clone(),
         source: "config",
     }
 }
@@ -170,14 +163,16 @@ pub fn from_stored(p: &StoredProvider, at_rest: &AtRest) -> Option<ProviderDef> 
     };
     let split = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_owned).collect() };
     Some(ProviderDef {
-        name: p.name.clone(),
-        issuer_url: p.issuer_url.clone(),
-        client_id: p.client_id.clone(),
-        client_secret: SecretString::new(secret),
-        display_name: p.display_name.clone(),
-        scopes: split(&p.scopes),
-        allowed_email_domains: split(&p.allowed_email_domains),
-        link_by_email: p.link_by_email,
+        provider: OAuthProvider {
+            name: p.name.clone(),
+            issuer_url: p.issuer_url.clone(),
+            client_id: p.client_id.clone(),
+            client_secret: SecretString::new(secret),
+            display_name: p.display_name.clone(),
+            scopes: split(&p.scopes),
+            allowed_email_domains: split(&p.allowed_email_domains),
+            link_by_email: p.link_by_email,
+        },
         source: "admin",
     })
 }

@@ -16,6 +16,8 @@ use ron_kernel::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker};
 use serde::Deserialize;
 
 use super::http::{HttpFail, ProviderHttp};
+use crate::config::OAuthProvider;
+#[cfg(test)]
 use crate::config::SecretString;
 
 /// How long a discovery document is trusted.
@@ -25,27 +27,21 @@ pub const JWKS_REFRESH_MIN: Duration = Duration::from_secs(60);
 /// Consecutive probe successes that close an open provider breaker.
 pub const BREAKER_CLOSE_AFTER: u32 = 2;
 
-/// A provider as configured (file/env) or added through the admin API.
+/// A provider as configured (file/env) or added through the admin API: the same fields
+/// either way, plus where it came from.
 #[derive(Debug, Clone)]
 pub struct ProviderDef {
-    /// `[a-z0-9-]{1,32}`.
-    pub name: String,
-    /// Issuer identifier, without a trailing slash.
-    pub issuer_url: String,
-    /// OAuth client id.
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: SecretString,
-    /// Button label.
-    pub display_name: String,
-    /// Requested scopes (always including `openid`).
-    pub scopes: Vec<String>,
-    /// Allowed email domains (lower case); empty allows all.
-    pub allowed_email_domains: Vec<String>,
-    /// Link a first login to an existing account with the same verified email.
-    pub link_by_email: bool,
+    /// The provider's settings.
+    pub provider: OAuthProvider,
     /// `config` or `admin`.
     pub source: &'static str,
+}
+
+impl std::ops::Deref for ProviderDef {
+    type Target = OAuthProvider;
+    fn deref(&self) -> &OAuthProvider {
+        &self.provider
+    }
 }
 
 /// The parts of the discovery document rustchat uses.
@@ -288,14 +284,16 @@ mod tests {
 
     fn def(issuer: &str) -> ProviderDef {
         ProviderDef {
-            name: "test".into(),
-            issuer_url: issuer.into(),
-            client_id: "c".into(),
-            client_secret: SecretString::new("s"),
-            display_name: "Test".into(),
-            scopes: vec!["openid".into()],
-            allowed_email_domains: vec![],
-            link_by_email: false,
+            provider: OAuthProvider {
+                name: "test".into(),
+                issuer_url: issuer.into(),
+                client_id: "c".into(),
+                client_secret: SecretString::new("s"),
+                display_name: "Test".into(),
+                scopes: vec!["openid".into()],
+                allowed_email_domains: vec![],
+                link_by_email: false,
+            },
             source: "config",
         }
     }
