@@ -616,7 +616,8 @@ fn t22_bad_state_is_refused_and_logged() {
 }
 
 /// Test 23: ID tokens with a bad signature, wrong aud, expired, wrong nonce, unverified
-/// email, HS256, alg none or a stale iat are all refused; no session is created.
+/// email, HS256, alg none or a stale iat are all refused, and so is a login the user denied
+/// at the provider; no session is created.
 #[test]
 fn t23_bad_id_tokens_are_refused() {
     let Some(node) = node() else { return };
@@ -630,6 +631,7 @@ fn t23_bad_id_tokens_are_refused() {
         "hs256",
         "none",
         "stale_iat",
+        "deny",
     ] {
         s.idp.mode(mode);
         let mut b = Browser::default();
@@ -644,7 +646,8 @@ fn t23_bad_id_tokens_are_refused() {
     assert_eq!(
         s.chat
             .metric(r#"rustchat_auth_attempts_total{method="oidc",result="failure"}"#),
-        8.0
+        9.0,
+        "one failure counted per refused login"
     );
     // The same provider in order: a good token now logs in.
     s.idp.mode("ok");

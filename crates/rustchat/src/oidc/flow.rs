@@ -204,6 +204,7 @@ pub async fn callback(
     st: &AppState,
     name: &str,
     code: Option<&str>,
+    provider_error: Option<&str>,
     query_state: Option<&str>,
     cookie_state: Option<&str>,
 ) -> Result<Finished, FlowError> {
@@ -243,6 +244,16 @@ pub async fn callback(
             tracing::error!(provider = %name, "auth: OAuth state mismatch: verifier does not decrypt");
             FlowError::StateUnknown
         })?;
+    // The provider refused (user cancelled, consent denied): the state is consumed above,
+    // so the attempt cannot be replayed.
+    if let Some(e) = provider_error {
+        let e: String = e.chars().take(64).collect();
+        return Err(refused(
+            st,
+            name,
+            &format!("the provider answered error={e}"),
+        ));
+    }
     let Some(code) = code.filter(|c| !c.is_empty() && c.len() <= 4096) else {
         return Err(refused(
             st,

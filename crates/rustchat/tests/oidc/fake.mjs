@@ -13,6 +13,7 @@
 //   hs256             HMAC-signed with the client secret (must never be accepted)
 //   none              an unsecured token (alg none)
 //   stale_iat         iat ten minutes ago (exp still in the future)
+//   deny              the user refuses: back to the client with error=access_denied
 //   down              every OIDC endpoint answers 503
 // GET /_test/requests: OIDC requests served so far (control calls not counted).
 // Env: CLIENT_SECRET.
@@ -92,6 +93,13 @@ function authorize(req, res, url) {
   const q = url.searchParams;
   if (q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge') || !q.get('nonce')) {
     return json(res, 400, { error: 'invalid_request' });
+  }
+  if (mode === 'deny') {
+    const back = new URL(q.get('redirect_uri'));
+    back.searchParams.set('error', 'access_denied');
+    back.searchParams.set('state', q.get('state') ?? '');
+    res.writeHead(302, { location: back.toString() });
+    return res.end();
   }
   const code = b64url(randomBytes(24));
   codes.set(code, {

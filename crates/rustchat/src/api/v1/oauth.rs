@@ -93,23 +93,15 @@ pub async fn callback(
     headers: HeaderMap,
 ) -> Response {
     let cookie_state = cookie(&headers, STATE_COOKIE).filter(|s| !s.is_empty());
-    let result = if let Some(err) = q.error.as_deref() {
-        // The provider refused (user cancelled, consent denied): still consume the state so
-        // it cannot be replayed, then report a failed login.
-        let _ = flow::callback(&st, &name, None, q.state.as_deref(), cookie_state).await;
-        st.metrics.auth_attempt("oidc", false);
-        tracing::warn!(provider = %name, error = %err.chars().take(64).collect::<String>(), "auth: OAuth login refused by the provider");
-        Err(FlowError::Refused("the provider refused the login".into()))
-    } else {
-        flow::callback(
-            &st,
-            &name,
-            q.code.as_deref(),
-            q.state.as_deref(),
-            cookie_state,
-        )
-        .await
-    };
+    let result = flow::callback(
+        &st,
+        &name,
+        q.code.as_deref(),
+        q.error.as_deref(),
+        q.state.as_deref(),
+        cookie_state,
+    )
+    .await;
     let mut resp = match result {
         Ok(done) => {
             let location = if done.redirect == "/" {
