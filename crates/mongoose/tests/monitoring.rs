@@ -93,14 +93,7 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn every_runbook_alert_has_a_rule_with_its_threshold_and_a_unit_test() {
     let d = deploy();
-    for (name, fragments) in RUNBOOK_ALERTS {
-        d.assert_alert(name, fragments);
-    }
-    assert_eq!(
-        d.alerts().len(),
-        RUNBOOK_ALERTS.len(),
-        "an alert this test does not know"
-    );
+    d.assert_runbook_alerts(&RUNBOOK_ALERTS);
     let utilisation = d
         .rules()
         .into_iter()
@@ -211,15 +204,7 @@ fn every_metric_read_is_exported_and_every_family_is_on_the_dashboard() {
     // The mounted ron-metrics exposer's own families are on the exposer dashboard.
     let exposer = Deploy::new(&repo(), "ron-metrics");
     d.check_dashboards_cover(&page, &[&exposer], |_| true);
-    let own = d.dashboard_families(&families(&page));
-    let absent: Vec<String> = families(&page)
-        .into_keys()
-        .filter(|f| f.starts_with("mongoose_") && !own.contains(f))
-        .collect();
-    assert!(
-        absent.is_empty(),
-        "not on the mongoose dashboard: {absent:?}"
-    );
+    d.check_own_dashboard_covers(&page, "mongoose_");
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -88,15 +88,7 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn every_runbook_alert_has_a_rule_with_its_threshold_and_a_unit_test() {
     let d = deploy();
-    for (name, fragments) in RUNBOOK_ALERTS {
-        d.assert_alert(name, fragments);
-    }
-    let alerts = d.alerts();
-    assert_eq!(
-        alerts.len(),
-        RUNBOOK_ALERTS.len(),
-        "an alert this test does not know"
-    );
+    let alerts = d.assert_runbook_alerts(&RUNBOOK_ALERTS);
     assert_eq!(alerts["RonMetricsReadyzDegraded"]["for"], "5m");
     assert_eq!(alerts["RonMetricsOtlpExportStalled"]["for"], "5m");
     // Applicable to any job: no rule selects a job or a service.

@@ -80,15 +80,7 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn every_runbook_alert_has_a_rule_with_its_threshold_and_a_unit_test() {
     let d = deploy();
-    for (name, fragments) in RUNBOOK_ALERTS {
-        d.assert_alert(name, fragments);
-    }
-    let alerts = d.alerts();
-    assert_eq!(
-        alerts.len(),
-        RUNBOOK_ALERTS.len(),
-        "an alert this test does not know"
-    );
+    let alerts = d.assert_runbook_alerts(&RUNBOOK_ALERTS);
     for (name, duration) in RUNBOOK_FOR {
         assert_eq!(alerts[name]["for"], duration, "{name}");
     }
@@ -166,15 +158,7 @@ fn every_metric_read_is_exported_and_every_family_is_on_a_dashboard() {
     let exposer = Deploy::new(&repo(), "ron-metrics");
     d.check_dashboards_cover(&page, &[&exposer], |_| true);
     // Every sentinel_ family is on the sentinel dashboard itself.
-    let own = d.dashboard_families(&families(&page));
-    let absent: Vec<String> = families(&page)
-        .into_keys()
-        .filter(|f| f.starts_with("sentinel_") && !own.contains(f))
-        .collect();
-    assert!(
-        absent.is_empty(),
-        "not on the sentinel dashboard: {absent:?}"
-    );
+    d.check_own_dashboard_covers(&page, "sentinel_");
     drop(proxy);
     std::fs::remove_dir_all(dir).unwrap();
 }

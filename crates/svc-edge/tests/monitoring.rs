@@ -95,14 +95,7 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn every_runbook_alert_has_a_rule_with_its_threshold_and_a_unit_test() {
     let d = deploy();
-    for (name, fragments) in RUNBOOK_ALERTS {
-        d.assert_alert(name, fragments);
-    }
-    assert_eq!(
-        d.alerts().len(),
-        RUNBOOK_ALERTS.len(),
-        "an alert this test does not know"
-    );
+    d.assert_runbook_alerts(&RUNBOOK_ALERTS);
     let rules: BTreeMap<String, String> = d
         .rules()
         .iter()

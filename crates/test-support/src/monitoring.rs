@@ -217,6 +217,23 @@ impl Deploy {
         }
     }
 
+    /// Every `(alert, fragments)` row of a runbook table holds ([`Deploy::assert_alert`]) and
+    /// the rules file has no alert the table does not name; returns the alerts by name.
+    pub fn assert_runbook_alerts(&self, table: &[(&str, &[&str])]) -> BTreeMap<String, Value> {
+        for (name, fragments) in table {
+            self.assert_alert(name, fragments);
+        }
+        let alerts = self.alerts();
+        assert_eq!(
+            alerts.len(),
+            table.len(),
+            "{}: an alert the runbook table does not know: {:?}",
+            self.service,
+            alerts.keys().collect::<Vec<_>>()
+        );
+        alerts
+    }
+
     /// Every alert has `severity` (one of `severities`), a summary, a description and a
     /// `runbook` annotation starting with `runbooks/<runbook>.md `.
     pub fn check_alert_annotations(&self, severities: &[&str]) {
@@ -434,6 +451,22 @@ impl Deploy {
         assert!(
             absent.is_empty(),
             "families of {} without a dashboard panel: {absent:?}",
+            self.service
+        );
+    }
+
+    /// Every family on `page` whose name starts with `prefix` is on this service's own
+    /// dashboard (not only on another one).
+    pub fn check_own_dashboard_covers(&self, page: &str, prefix: &str) {
+        let families = families(page);
+        let own = self.dashboard_families(&families);
+        let absent: Vec<&String> = families
+            .keys()
+            .filter(|f| f.starts_with(prefix) && !own.contains(*f))
+            .collect();
+        assert!(
+            absent.is_empty(),
+            "not on the {} dashboard: {absent:?}",
             self.service
         );
     }
