@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use test_support::monitoring::{dashboard_queries, families, family_of, panels, run_ok, squeeze};
+use test_support::monitoring::{dashboard_queries, families, family_of, run_ok, squeeze};
 use test_support::{external, promql, temp_dir};
 
 fn repo() -> PathBuf {
@@ -397,52 +397,7 @@ fn every_metric_the_rules_and_dashboard_read_is_exported() {
 /// instance variable, and panel ids are unique.
 #[test]
 fn grafana_dashboard_panels_use_the_datasource_and_instance_variables() {
-    let dash = dashboard();
-    assert!(dash["schemaVersion"].as_u64().unwrap() >= 36);
-    assert!(dash["uid"].as_str().is_some_and(|u| !u.is_empty()));
-    let vars = dash["templating"]["list"].as_array().expect("templating");
-    let var = |name: &str| {
-        vars.iter()
-            .find(|v| v["name"] == name)
-            .unwrap_or_else(|| panic!("no ${name} variable"))
-    };
-    assert_eq!(var("datasource")["type"], "datasource");
-    assert_eq!(var("datasource")["query"], "prometheus");
-    let instance = var("instance");
-    assert_eq!(instance["type"], "query");
-    assert_eq!(instance["datasource"]["uid"], "${datasource}");
-    assert_eq!(instance["multi"], true);
-    assert_eq!(instance["includeAll"], true);
-
-    let mut ids = BTreeSet::new();
-    let mut queries = 0;
-    for p in panels(&dash) {
-        let title = p["title"].as_str().unwrap_or("");
-        assert!(
-            ids.insert(p["id"].as_u64().expect("panel id")),
-            "duplicate id: {title}"
-        );
-        let grid = &p["gridPos"];
-        assert!(
-            grid["x"].as_u64().unwrap() + grid["w"].as_u64().unwrap() <= 24,
-            "{title}: wider than the grid"
-        );
-        if p["type"] == "row" {
-            continue;
-        }
-        assert!(!title.is_empty(), "a panel without a title");
-        assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
-        assert_eq!(p["datasource"]["type"], "prometheus", "{title}");
-        let targets = p["targets"].as_array().filter(|t| !t.is_empty());
-        for t in targets.unwrap_or_else(|| panic!("{title}: no queries")) {
-            assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
-            let expr = t["expr"].as_str().unwrap_or("");
-            assert!(!expr.trim().is_empty(), "{title}: empty expr");
-            assert!(expr.contains(r#"instance=~"$instance""#), "{title}: {expr}");
-            queries += 1;
-        }
-    }
-    assert!(queries >= 20, "{queries} queries");
+    test_support::monitoring::Deploy::new(&repo(), "rustchat").check_dashboard_shape(20);
 }
 
 /// Every object of the Kubernetes manifests, the example Secrets included.
