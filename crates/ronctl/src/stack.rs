@@ -133,7 +133,8 @@ fn kdl(s: &str) -> String {
 pub fn plan(state: &Path, bins: &Path, ports: Ports) -> Plan {
     let dir = |name: &str| state.join(name);
     let log = |name: &str| state.join(name).join(format!("{name}.log"));
-    let access_log = dir(SENTINEL).join("access.jsonl");
+    // Laid out like the runbook's /var/log/sentinel/ (app log and access log side by side).
+    let access_log = dir(SENTINEL).join("log").join("access.log");
     let route_stats = dir(MONGOOSE).join("route-stats.jsonl");
     let front = ports.front;
 
@@ -224,7 +225,8 @@ pub fn plan(state: &Path, bins: &Path, ports: Ports) -> Plan {
 const STATIC_INDEX: &str = "<!doctype html>\n<title>ron edge</title>\n<h1>Served by svc-edge through sentinel-proxy</h1>\n";
 
 /// sentinel-proxy's config: the front door routing to the backends, JSON access log to a
-/// file mongoose tails.
+/// file mongoose tails, and the JSON app log both on stdout (ronctl's per-service log) and
+/// in `log/sentinel.log` beside it, as the runbook's commands expect.
 fn sentinel_kdl(ports: &Ports, dir: &Path, access_log: &Path) -> String {
     let upstream = |name: &str, port: u16, ready: &str| {
         format!(
@@ -252,6 +254,12 @@ server {{
     listen {listen}
     pid-file {pid}
     graceful-shutdown-timeout-secs 10
+}}
+
+// The sample's cap, explicit so the runbook's emergency prepend of a smaller
+// `limits {{ max-total-connections … }}` overrides it by the first-occurrence merge.
+limits {{
+    max-total-connections 10000
 }}
 
 upstreams {{
@@ -290,6 +298,7 @@ logging {{
     level "info"
     format "json"
     stdout #true
+    file {app_log}
     access-log {access}
 }}
 "#,
@@ -299,6 +308,7 @@ logging {{
         edge = upstream("svc-edge", ports.edge, "/readyz"),
         metrics = ports.sentinel_metrics,
         access = kdl(&access_log.display().to_string()),
+        app_log = kdl(&dir.join("log").join("sentinel.log").display().to_string()),
     )
 }
 

@@ -132,6 +132,9 @@ fn prepare(plan: &Plan, bins: &Path) -> Result<(), String> {
     for s in &plan.services {
         std::fs::create_dir_all(&s.dir).map_err(|e| format!("{}: {e}", s.dir.display()))?;
     }
+    if let Some(dir) = plan.access_log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let edge_dir = plan
         .services
         .iter()
@@ -185,6 +188,7 @@ fn write_state(state: &Path, plan: &Plan, running: &[Running]) -> std::io::Resul
     let doc = json!({
         "pid": std::process::id(),
         "front": format!("http://{}/", plan.ports.front),
+        "ports": plan.ports,
         "route_stats": plan.route_stats,
         "access_log": plan.access_log,
         "services": running.iter().map(|r| json!({

@@ -6,135 +6,15 @@
 //! The service binaries are the ones cargo built next to `ronctl`; `cargo test --workspace`
 //! builds them all first, and a lone `cargo test -p ronctl` builds the missing ones.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use test_support::{http_raw, temp_dir};
 
-const SERVICES: [&str; 4] = ["rustchat", "svc-edge", "sentinel-proxy", "mongoose-server"];
-
-fn ronctl() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ronctl"))
-}
-
-/// The directory with every service binary, building those that are missing.
-fn bins() -> PathBuf {
-    let dir = ronctl().parent().expect("target dir").to_path_buf();
-    if SERVICES.iter().all(|s| dir.join(s).is_file()) {
-        return dir;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build", "--bins", "-p", "rustchat", "-p", "svc-edge", "-p", "sentinel", "-p",
-            "mongoose",
-        ])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building the service binaries failed");
-    dir
-}
-
-/// A running `ronctl up` and its stdout lines.
-struct Up {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    state: PathBuf,
-}
-
-impl Up {
-    fn start(state: &Path) -> Up {
-        let mut child = Command::new(ronctl())
-            .args([
-                "up",
-                "--ports",
-                "auto",
-                "--listen",
-                "127.0.0.1:0",
-                "--state-dir",
-            ])
-            .arg(state)
-            .arg("--bin-dir")
-            .arg(bins())
-            .env_remove("RUSTCHAT_DATABASE_URL")
-            .env_remove("RUSTCHAT_REDIS_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn ronctl");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut up = Up {
-            child,
-            lines,
-            seen: Vec::new(),
-            state: state.to_path_buf(),
-        };
-        up.wait_line("ronctl: stack ready", Duration::from_secs(180));
-        up
-    }
-
-    fn wait_line(&mut self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(l) => {
-                    let hit = l.contains(needle);
-                    self.seen.push(l);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(_) => panic!("no {needle:?} line; ronctl said:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn state_doc(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.state.join("ronctl.json")).unwrap()).unwrap()
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> i32 {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
-                return st.code().unwrap_or(-1);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("ronctl did not exit; said:\n{}", self.seen.join("\n"));
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: signalling our own child; SIGTERM lets it drain its services.
-            unsafe {
-                libc::kill(self.child.id() as i32, libc::SIGTERM);
-            }
-            let _ = self.child.wait();
-        }
-    }
-}
+mod common;
+use common::{SERVICES, Up, ronctl};
 
 fn status(state: &Path) -> (i32, String) {
     let out = Command::new(ronctl())
@@ -175,7 +55,7 @@ fn alive(pid: u64) -> bool {
 #[test]
 fn up_serves_the_stack_behind_sentinel_and_drains_front_door_first() {
     let state = temp_dir("ronctl-up");
-    let mut up = Up::start(&state);
+    let mut up = Up::start(&state, &[]);
     let doc = up.state_doc();
     let front = doc["front"].as_str().unwrap().to_string();
     let names: Vec<&str> = doc["services"]
@@ -259,10 +139,7 @@ fn up_serves_the_stack_behind_sentinel_and_drains_front_door_first() {
         .iter()
         .map(|s| s["pid"].as_u64().unwrap())
         .collect();
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(up.child.id() as i32, libc::SIGTERM);
-    }
+    up.terminate();
     assert_eq!(
         up.wait_exit(Duration::from_secs(150)),
         0,
@@ -290,7 +167,7 @@ fn up_serves_the_stack_behind_sentinel_and_drains_front_door_first() {
 #[test]
 fn a_service_that_dies_stops_the_stack_with_status_1() {
     let state = temp_dir("ronctl-die");
-    let mut up = Up::start(&state);
+    let mut up = Up::start(&state, &[]);
     let doc = up.state_doc();
     let edge = doc["services"]
         .as_array()

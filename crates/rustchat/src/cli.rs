@@ -201,8 +201,8 @@ async fn check(loaded: config::Loaded) -> ExitCode {
 }
 
 /// `PING` over RESP (with `AUTH` when the URL has credentials), within [`PROBE_TIMEOUT`].
-/// A bare socket is enough to prove the operator's Redis answers; this build has no Redis
-/// client of its own yet (the cluster bus is a later increment).
+/// A bare socket is enough to prove the operator's Redis answers, without starting the
+/// cluster bus's connection manager.
 async fn probe_redis(url: &str) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url

@@ -203,12 +203,25 @@ fn sixth_connection_of_a_user_is_refused_with_429() {
         drop(open);
     });
     let lines = f.chat.svc.drain_lines(Duration::from_millis(300));
+    let warn: serde_json::Value = lines
+        .iter()
+        .find(|l| l.contains("\"message\":\"ws: Too many connections\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("no WARN line");
+    // Like every `ws …` line it sits in span ws_handler (the runbook's WebSocket-events query
+    // selects `.span.name=="ws_handler"`), and as a cap hit it names the client ip at the top
+    // level (CHAT-R27, R29); it once came from the request span without an ip.
+    assert_eq!(warn["level"], "WARN", "{warn}");
+    assert_eq!(warn["span"]["name"], "ws_handler", "{warn}");
+    assert_eq!(warn["span"]["user_id"], warn["fields"]["user_id"], "{warn}");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("\"message\":\"ws: Too many connections\"")),
-        "no WARN line"
+        warn["span"]["conn_id"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{warn}"
     );
+    assert_eq!(warn["span"]["api"], "v1", "{warn}");
+    assert_eq!(warn["ip"], "127.0.0.1", "{warn}");
 }
 
 // Test 42: the v4 challenge answers OK then hello with seq 0; a bad token FAILs and closes

@@ -161,10 +161,11 @@ pub fn breaker(
         success_threshold: cfg.success_threshold,
     };
     let (m, hook_id) = (metrics.clone(), id.clone());
-    let gauge =
-        metrics
-            .breaker_state
-            .with_label_values(&[&id.component(), &id.upstream, &id.target]);
+    let gauge = metrics.breaker_state.with_label_values(&[
+        id.component().as_str(),
+        &id.upstream,
+        &id.target,
+    ]);
     gauge.set(0);
     CircuitBreaker::new(id.component(), config)
         .log_transitions(false)

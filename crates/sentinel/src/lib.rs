@@ -20,6 +20,7 @@
 //! with the admin API and its access control ([`admin`]).
 //! Accept-time connection caps ([`conncap`]) and the bounded, timed request body
 //! ([`request_body`]).
+//! The application log on stdout and in `logging.file`, reopened on reload ([`app_log`]).
 //! The client send timeout ([`timed_io`]).
 //! Not yet: the benchmark against nginx and HAProxy.
 //!
@@ -42,6 +43,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod app_log;
 pub mod cli;
 pub mod config;
 pub mod conncap;

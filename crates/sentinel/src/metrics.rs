@@ -10,6 +10,11 @@
 //! path: the pool families from the [`PoolStats`] atomics of each target, the memory gauge
 //! from /proc/self/statm, the error rate and quantiles from [`window`]. The request path
 //! records a finished request once through [`SentinelMetrics::observe_request`].
+//!
+//! The per-target gauges (`sentinel_upstream_health`, `sentinel_upstream_in_flight`,
+//! `sentinel_circuit_breaker_state`) are `prometheus`-crate vectors registered as foreign
+//! collectors, because a reload must remove the series of removed targets (SEN-R36 step 5)
+//! and ron-metrics families cannot drop a series; [`SentinelMetrics::refresh`] removes them.
 
 mod window;
 
@@ -56,8 +61,8 @@ pub struct SentinelMetrics {
     pub downstream_errors: CounterVec,
     /// `sentinel_upstream_attempts_total{upstream,target,outcome}`.
     pub attempts: CounterVec,
-    /// `sentinel_upstream_in_flight{upstream,target}`.
-    pub upstream_in_flight: IntGaugeVec,
+    /// `sentinel_upstream_in_flight{upstream,target}` (removable series).
+    pub upstream_in_flight: prometheus::IntGaugeVec,
     /// `sentinel_retries_total{route}`.
     pub retries: CounterVec,
     /// `sentinel_config_reloads_total{result}`.
@@ -68,14 +73,14 @@ pub struct SentinelMetrics {
     pub last_reload: IntGauge,
     /// `sentinel_panics_total`.
     pub panics: Counter,
-    /// `sentinel_upstream_health{upstream,target}`.
-    pub upstream_health: IntGaugeVec,
+    /// `sentinel_upstream_health{upstream,target}` (removable series).
+    pub upstream_health: prometheus::IntGaugeVec,
     /// `sentinel_health_checks_total{upstream,target,result}`.
     pub health_checks: CounterVec,
     /// `sentinel_passive_ejections_total{upstream,target}`.
     pub passive_ejections: CounterVec,
-    /// `sentinel_circuit_breaker_state{component,upstream,target}`.
-    pub breaker_state: IntGaugeVec,
+    /// `sentinel_circuit_breaker_state{component,upstream,target}` (removable series).
+    pub breaker_state: prometheus::IntGaugeVec,
     /// `sentinel_circuit_breaker_trips_total{component,upstream,target}`.
     pub breaker_trips: CounterVec,
     /// `sentinel_connections_rejected_total{listener,reason}`.
@@ -211,7 +216,8 @@ impl SentinelMetrics {
                 "Upstream attempts by outcome.",
                 &["upstream", "target", "outcome"],
             )?,
-            upstream_in_flight: r.int_gauge_vec(
+            upstream_in_flight: removable_gauge_vec(
+                &metrics,
                 "sentinel_upstream_in_flight",
                 "Upstream attempts in progress.",
                 &["upstream", "target"],
@@ -231,7 +237,8 @@ impl SentinelMetrics {
                 "Unix time of the last successful configuration load.",
             )?,
             panics: r.counter("sentinel_panics_total", "Caught task panics.")?,
-            upstream_health: r.int_gauge_vec(
+            upstream_health: removable_gauge_vec(
+                &metrics,
                 "sentinel_upstream_health",
                 "1 healthy, 0 unhealthy (active or passive).",
                 &["upstream", "target"],
@@ -246,7 +253,8 @@ impl SentinelMetrics {
                 "Passive ejections.",
                 &["upstream", "target"],
             )?,
-            breaker_state: r.int_gauge_vec(
+            breaker_state: removable_gauge_vec(
+                &metrics,
                 "sentinel_circuit_breaker_state",
                 "0 closed, 1 open, 2 half-open.",
                 &["component", "upstream", "target"],
@@ -364,6 +372,7 @@ impl SentinelMetrics {
         self.connections_max
             .set(i64::from(config.limits.max_total_connections));
         self.sync_pools(snap);
+        self.remove_gone_targets(snap);
         if let Some(rss) = rss_bytes() {
             self.memory.set(rss as i64);
         }
@@ -444,6 +453,62 @@ impl SentinelMetrics {
         seen.targets.retain(|k, _| live_targets.contains(k));
         seen.upstreams = live_upstreams;
     }
+}
+
+impl SentinelMetrics {
+    /// SEN-R36 step 5: drops the per-target gauge series of targets the running snapshot
+    /// no longer has (removed targets or upstreams). Run before every scrape, it also drops
+    /// a series that a late update from an old snapshot (a request or probe finishing after
+    /// the reload) created again.
+    fn remove_gone_targets(&self, snap: &Snapshot) {
+        let live: HashSet<(&str, &str)> = snap
+            .proxies()
+            .flat_map(|(name, p)| p.targets.iter().map(move |t| (name, t.address.as_str())))
+            .collect();
+        for vec in [
+            &self.upstream_health,
+            &self.upstream_in_flight,
+            &self.breaker_state,
+        ] {
+            use prometheus::core::Collector;
+            for family in vec.collect() {
+                for m in family.get_metric() {
+                    let label = |n: &str| {
+                        m.get_label()
+                            .iter()
+                            .find(|l| l.name() == n)
+                            .map_or("", |l| l.value())
+                    };
+                    if live.contains(&(label("upstream"), label("target"))) {
+                        continue;
+                    }
+                    // Label values in the vector's declaration order.
+                    let values: Vec<&str> = vec
+                        .desc()
+                        .first()
+                        .map(|d| d.variable_labels.iter().map(|n| label(n)).collect())
+                        .unwrap_or_default();
+                    let _ = vec.remove_label_values(&values);
+                }
+            }
+        }
+    }
+}
+
+/// A `prometheus`-crate gauge vector registered on `metrics` as a foreign collector (the
+/// base labels are added when rendered), so its series can be removed.
+fn removable_gauge_vec(
+    metrics: &Metrics,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<prometheus::IntGaugeVec, MetricsError> {
+    let vec = prometheus::IntGaugeVec::new(prometheus::Opts::new(name, help), labels)
+        .map_err(|e| MetricsError::InvalidName(format!("{name}: {e}")))?;
+    metrics
+        .registry()
+        .register_collector(Box::new(vec.clone()))?;
+    Ok(vec)
 }
 
 /// Resident set size from /proc/self/statm (pages × page size), if readable.

@@ -336,8 +336,8 @@ async fn dispatch(
     }
 }
 
-/// SEN-R14 items 3-8 on the request head.
-fn check_request(req: &Request<Incoming>, max_uri: u64, max_body: u64) -> Result<(), ProxyError> {
+/// SEN-R14 items 3-8 on the request head (public for the request-head fuzz target).
+pub fn check_request<B>(req: &Request<B>, max_uri: u64, max_body: u64) -> Result<(), ProxyError> {
     if req.method() == Method::CONNECT || req.method() == Method::TRACE {
         return Err(ProxyError::MethodNotAllowed);
     }
@@ -394,7 +394,7 @@ fn has_dot_segment_or_nul(path: &str) -> bool {
 
 /// Host for routing: the absolute-form authority, else `Host` (h2 `:authority` arrives as
 /// the URI authority), lowercased without port and trailing dot.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+pub fn request_host<B>(req: &Request<B>) -> Option<String> {
     let raw = req
         .uri()
         .authority()

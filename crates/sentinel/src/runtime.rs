@@ -18,6 +18,7 @@ use ron_kernel::signals::{self, Hooks};
 use ron_metrics::Metrics;
 
 use crate::admin;
+use crate::app_log::{AppLog, AppLogWriter};
 use crate::config::{self, Config, ConfigSource, EnvOverrides, Startup};
 use crate::health::Checkers;
 use crate::listen;
@@ -42,28 +43,24 @@ pub fn run(startup: Startup) -> ExitCode {
         .rust_log
         .clone()
         .unwrap_or_else(|| startup.config.logging.level.clone());
-    let log = match logging::init(LogConfig {
-        service: "sentinel".into(),
-        default_filter: level,
-        ..LogConfig::default()
-    }) {
+    // SEN-R45: stdout and/or `logging.file`, the file opened before anything binds.
+    let (app_log, open_error) = AppLog::new(
+        startup.config.logging.stdout,
+        startup.config.logging.file.as_deref(),
+    );
+    let log = match install_logging(level, &app_log) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("sentinel-proxy: cannot start logging: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(e) = open_error {
+        tracing::error!(path = %e.path.display(), error = %e.error, "cannot open the log file; logging to stdout only");
+    }
+    raise_nofile(&startup.config);
     for note in &startup.notes {
-        let fields = note
-            .fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        match note.level {
-            tracing::Level::WARN => tracing::warn!(fields = %fields, "{}", note.message),
-            _ => tracing::info!(fields = %fields, "{}", note.message),
-        }
+        log_note(note);
     }
     let workers = match startup.config.server.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -82,7 +79,105 @@ pub fn run(startup: Startup) -> ExitCode {
         }
     };
     let base_filter = level_for(&startup);
-    ExitCode::from(rt.block_on(serve(startup, log, workers, base_filter)))
+    ExitCode::from(rt.block_on(serve(startup, log, app_log, workers, base_filter)))
+}
+
+/// A config note (SEN-R09 `duplicate block merged`, the built-in defaults notice) as a log
+/// line whose fields are top-level keys: `"block":"limits","overridden":"max-total-connections"`.
+fn log_note(note: &config::Note) {
+    let field = |k: &str| {
+        note.fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let warn = note.level == tracing::Level::WARN;
+    let message = note.message.as_str();
+    match (field("block"), field("overridden"), note.fields.len()) {
+        (_, _, 0) if warn => tracing::warn!("{message}"),
+        (_, _, 0) => tracing::info!("{message}"),
+        (Some(block), Some(overridden), 2) if warn => {
+            tracing::warn!(block, overridden, "{message}");
+        }
+        (Some(block), Some(overridden), 2) => tracing::info!(block, overridden, "{message}"),
+        _ => {
+            let fields = note
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            if warn {
+                tracing::warn!(fields = %fields, "{message}");
+            } else {
+                tracing::info!(fields = %fields, "{message}");
+            }
+        }
+    }
+}
+
+/// SEN-R22 step 5: the open-files soft limit raised to the hard limit, with WARN `nofile
+/// limit low` when it cannot cover every proxy connection, every pooled upstream connection
+/// and some slack.
+fn raise_nofile(config: &Config) {
+    let Some((soft, hard)) = nofile_soft_to_hard() else {
+        tracing::warn!("cannot read the open-files limit (RLIMIT_NOFILE)");
+        return;
+    };
+    let pools: u64 = config
+        .upstreams
+        .iter()
+        .filter_map(|u| match &u.kind {
+            crate::config::UpstreamKind::Proxy(p) => {
+                Some(u64::from(p.pool.max_connections) * p.targets.len() as u64)
+            }
+            crate::config::UpstreamKind::Static(_) => None,
+        })
+        .sum();
+    let needed = u64::from(config.limits.max_total_connections) + pools + 64;
+    if soft < needed {
+        tracing::warn!(soft, hard, needed, "nofile limit low");
+    }
+}
+
+/// Sets RLIMIT_NOFILE's soft limit to its hard limit; the (soft, hard) pair in effect
+/// afterwards (the soft limit stays as it was when the kernel refuses, e.g. an infinite
+/// hard limit above `fs.nr_open`).
+#[allow(unsafe_code)]
+fn nofile_soft_to_hard() -> Option<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write a stack struct; no pointer is retained.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return None;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                r = raised;
+            }
+        }
+    }
+    Some((r.rlim_cur, r.rlim_max))
+}
+
+/// Installs the global JSON subscriber writing through `app_log`, and the panic hook.
+/// `level` already is `RUST_LOG` when that is set (validated by the env overrides).
+fn install_logging(level: String, app_log: &Arc<AppLog>) -> Result<LogHandle, String> {
+    let config = LogConfig {
+        service: "sentinel".into(),
+        default_filter: level,
+        ..LogConfig::default()
+    };
+    // ron-kernel's init (RUST_LOG, panic hook, tokio-console under tokio_unstable) with the
+    // app log as the writer.
+    logging::init_with(config, AppLogWriter(app_log.clone())).map_err(|e| e.to_string())
 }
 
 /// Replaces the default (fatal) action of SIGHUP, SIGUSR1 and SIGUSR2 before anything
@@ -116,7 +211,13 @@ fn level_for(startup: &Startup) -> String {
         .unwrap_or_else(|| startup.config.logging.level.clone())
 }
 
-async fn serve(startup: Startup, log: LogHandle, workers: usize, base_filter: String) -> u8 {
+async fn serve(
+    startup: Startup,
+    log: LogHandle,
+    app_log: Arc<AppLog>,
+    workers: usize,
+    base_filter: String,
+) -> u8 {
     let health = HealthState::new();
     for key in [ready::CONFIG_LOADED, ready::LISTENERS_BOUND] {
         let _ = health.register(key);
@@ -171,6 +272,7 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize, base_filter: St
         listeners = config.listeners.len() + 1,
         "Configuration loaded"
     );
+    app_log.count_errors_in(sentinel_metrics.log_write_errors.clone());
     let shared = Shared::new(snapshot, health.clone(), sentinel_metrics);
     shared.metrics.generation.set(1);
     shared.metrics.last_reload.set(unix_now());
@@ -186,6 +288,7 @@ async fn serve(startup: Startup, log: LogHandle, workers: usize, base_filter: St
         checkers: parking_lot::Mutex::new(Some(checkers)),
         tls: parking_lot::Mutex::new(Vec::new()),
         levels: parking_lot::Mutex::new(None),
+        app_log,
     });
     let mut hooks = Hooks::new(log.clone()).with_reload(signals::reload_hook({
         let st = reload_state.clone();
@@ -405,6 +508,8 @@ struct ReloadState {
     tls: parking_lot::Mutex<Vec<(String, Arc<tls::TlsCerts>)>>,
     /// The log filter state (reloads apply `logging.level` through it).
     levels: parking_lot::Mutex<Option<Arc<signals_ext::Levels>>>,
+    /// The app log destinations (reloads reopen `logging.file`).
+    app_log: Arc<AppLog>,
 }
 
 impl ReloadState {
@@ -430,7 +535,7 @@ impl ReloadState {
             }
         };
         for note in &startup.notes {
-            tracing::info!(fields = ?note.fields, "{}", note.message);
+            log_note(note);
         }
         let restart = restart_required(&self.started_with, &startup.config);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -460,6 +565,9 @@ impl ReloadState {
         self.shared
             .access_log
             .reconfigure(&config.logging.access_log);
+        if let Err(e) = self.app_log.reopen(config.logging.file.as_deref()) {
+            tracing::error!(path = %e.path.display(), error = %e.error, "cannot open the log file; logging to stdout only");
+        }
         if self.env.rust_log.is_none()
             && let Some(levels) = self.levels.lock().as_ref()
         {

@@ -33,7 +33,7 @@ use crate::routing::{RouteTable, Shadowed};
 /// Mutable per-target state that outlives reloads.
 pub struct TargetState {
     /// `sentinel_upstream_in_flight{upstream,target}`, kept equal to `in_flight`.
-    pub in_flight_gauge: ron_metrics::IntGauge,
+    pub in_flight_gauge: prometheus::IntGauge,
     /// Attempts in progress.
     pub in_flight: AtomicU64,
     /// Active health (new targets start healthy).

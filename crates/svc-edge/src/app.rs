@@ -118,6 +118,9 @@ impl App {
     ) -> Arc<App> {
         let rate = RateLimiter::new(config.ingress.rps_limit);
         let inflight = Inflight::new(config.ingress.max_inflight);
+        metrics
+            .inflight_limit
+            .set(i64::from(config.ingress.max_inflight));
         let budget = MapBudget::new(config.edge.open_files as usize);
         let pack_cache_control = ArcSwap::from_pointee(pack_cache_control(&config));
         let live_cache_control = ArcSwap::from_pointee(live_cache_control(&config));

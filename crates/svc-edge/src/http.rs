@@ -142,26 +142,29 @@ pub async fn handle(
             Ok(r) => r.map(|b| b.map_err(|e| e.into()).boxed_unsync()),
             Err(never) => match never {},
         };
-        finish(&app, &ctx, resp.status(), 0, None, None);
+        finish(&app, &ctx, resp.status(), 0, None, None, None);
         return Ok(resp);
     }
 
     let resp = match admit_and_route(&app, req, &mut ctx).await {
         Ok((answer, chunks_len)) => {
             let status = answer.status();
+            // A 416 is rendered inside the route (it keeps the representation's headers),
+            // so its reason reaches the access log through the `X-Reason` it carries.
             finish(
                 &app,
                 &ctx,
                 status,
                 chunks_len,
                 None,
+                answer.headers().get(X_REASON).and_then(|v| v.to_str().ok()),
                 answer.headers().get(header::ETAG),
             );
             answer
         }
         Err(e) => {
             let resp = error_response(&app, e, &ctx.corr, HeaderMap::new());
-            finish(&app, &ctx, resp.status(), 0, Some(e), None);
+            finish(&app, &ctx, resp.status(), 0, Some(e), None, None);
             resp
         }
     };
@@ -525,13 +528,15 @@ fn log_range(range: Option<&HeaderValue>) -> String {
         .unwrap_or_default()
 }
 
-/// Counts the answer and writes the access-log line the config asks for.
+/// Counts the answer and writes the access-log line the config asks for. The line's
+/// `reason` is `err`'s, else `x_reason` (an error answered from inside a route).
 fn finish(
     app: &App,
     ctx: &Ctx,
     status: StatusCode,
     bytes_out: u64,
     err: Option<EdgeError>,
+    x_reason: Option<&str>,
     etag: Option<&HeaderValue>,
 ) {
     let route = ROUTES[ctx.route as usize];
@@ -554,7 +559,7 @@ fn finish(
             route,
             method,
             status = status.as_u16(),
-            reason = err.and_then(EdgeError::reason).unwrap_or(""),
+            reason = err.and_then(EdgeError::reason).or(x_reason).unwrap_or(""),
             detail = err.and_then(EdgeError::detail).unwrap_or(""),
             corr_id = %ctx.corr,
             peer_addr = %ctx.peer,

@@ -34,6 +34,9 @@
 //! - A live request that times out at its own deadline counts
 //!   `io_timeouts_total{op="fill"}`; the fill itself goes on and counts separately only
 //!   if it too runs out of time.
+//! - Besides §5.1's `edge_inflight`, the configured cap is exported as the unlabelled gauge
+//!   `edge_inflight_limit` (following SIGHUP), so the runbook's §10 signal "inflight ≥ 80 %
+//!   of the cap for 3m" is a PromQL ratio (alert `EdgeInflightNearCap` in deploy/).
 //! - Tile digests live in a lock-free direct-mapped cache of 65,536 slots per archive
 //!   ([`digests`]); a collision just re-hashes the tile.
 #![warn(missing_docs)]
@@ -46,6 +49,7 @@ pub mod check;
 pub mod cli;
 pub mod conditional;
 pub mod config;
+pub mod conn_io;
 pub mod cors;
 pub mod digests;
 pub mod dirpack;

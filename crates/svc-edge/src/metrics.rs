@@ -89,6 +89,9 @@ pub struct EdgeMetrics {
     pub busy: CounterVec,
     /// `edge_inflight`.
     pub inflight: IntGauge,
+    /// `edge_inflight_limit`: the configured `ingress.max_inflight`, so "inflight ≥ 80 % of
+    /// the cap" (runbook §10) is a PromQL ratio.
+    pub inflight_limit: IntGauge,
     /// `edge_queue_depth{queue="fill"}`.
     pub queue_depth: IntGauge,
     /// `edge_queue_dropped_total{queue="fill"}`.
@@ -173,6 +176,10 @@ impl EdgeMetrics {
             &CONTENT_ENDPOINTS,
         )?;
         let inflight = r.int_gauge("edge_inflight", "Admission permits held.")?;
+        let inflight_limit = r.int_gauge(
+            "edge_inflight_limit",
+            "Admission permits configured (ingress.max_inflight; follows SIGHUP).",
+        )?;
         let depth = r.int_gauge_vec("edge_queue_depth", "Fill jobs waiting.", &["queue"])?;
         let queue_depth = depth.with_label_values(&["fill"]);
         let dropped = r.counter_vec(
@@ -308,6 +315,7 @@ impl EdgeMetrics {
             rejected,
             busy,
             inflight,
+            inflight_limit,
             queue_depth,
             queue_dropped,
             io_timeouts,

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::app::{App, ready};
 use crate::cas::Cas;
 use crate::config::{self, EdgeConfig, Mode};
+use crate::conn_io::DeadlineIo;
 use crate::fill::Filler;
 use crate::fill::store::Store;
 use crate::http::{self, Probes};
@@ -209,28 +210,27 @@ fn spawn_connection(
                 fut.await
             }
         });
+        // Head and idle deadlines are DeadlineIo's: hyper's header timer would also run
+        // over idle keep-alive time.
+        let client_header = app
+            .metrics
+            .io_timeouts
+            .with_label_values(&["client_header"]);
+        let io = DeadlineIo::new(stream, timeout, client_header);
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(timeout)
+            .header_read_timeout(None)
             .max_buf_size(MAX_HEAD_BYTES)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), svc);
+            .serve_connection(TokioIo::new(io), svc);
         tokio::pin!(conn);
-        let result = tokio::select! {
+        let _ = tokio::select! {
             r = conn.as_mut() => r,
             _ = token.draining() => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
         };
-        if let Err(e) = result
-            && e.is_timeout()
-        {
-            app.metrics
-                .io_timeouts
-                .with_label_values(&["client_header"])
-                .inc();
-        }
     });
 }
 
@@ -367,6 +367,9 @@ async fn reload(app: Arc<App>, source: ConfigSource) -> ReloadOutcome {
             let _ = tokio::task::spawn_blocking(move || mount_app.mount_packs(&mount_cfg)).await;
             app.rate.set_limit(new.ingress.rps_limit);
             app.inflight.resize(new.ingress.max_inflight);
+            app.metrics
+                .inflight_limit
+                .set(i64::from(new.ingress.max_inflight));
             sync_maintenance(&app, &new);
             app.pack_cache_control
                 .store(Arc::new(crate::app::pack_cache_control(&new)));

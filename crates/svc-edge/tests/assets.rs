@@ -452,6 +452,7 @@ fn metrics_pass_promtool_with_every_family_present_and_base_labels() {
         "rejected_total",
         "busy_rejections_total",
         "edge_inflight",
+        "edge_inflight_limit",
         "edge_queue_depth",
         "edge_queue_dropped_total",
         "io_timeouts_total",
@@ -512,6 +513,95 @@ fn every_stdout_line_is_json_with_event_and_request_lines_have_numeric_latency()
             assert!(v["latency_ms"].is_number(), "{l}");
         }
     }
+}
+
+/// Runbook §5 "patterns to watch: reason=…": every error's request line carries the reason
+/// its `X-Reason` header and `rejected_total` carry, including a 416, which is answered
+/// from inside the route (it keeps the representation's ETag and Accept-Ranges).
+#[test]
+fn error_request_lines_carry_the_reason_of_x_reason() {
+    let e = start(
+        &pack_dir("reason-log"),
+        &[("SVC_EDGE_ACCESS_LOG", "errors")],
+    );
+    let unsatisfiable = get(e.api, "/edge/assets/k.bin", &["Range: bytes=1000-"]);
+    assert_eq!(unsatisfiable.status, 416);
+    assert_eq!(unsatisfiable.header("x-reason"), Some("invalid_range"));
+    let bad = get(e.api, "/edge/assets/%2e%2e/x", &[]);
+    assert_eq!(bad.header("x-reason"), Some("bad_path"));
+    let lines = e.svc.drain_lines(Duration::from_millis(400));
+    let request = |status: u64| -> serde_json::Value {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["event"] == "request" && v["status"] == status)
+            .unwrap_or_else(|| panic!("no {status} request line in {lines:?}"))
+    };
+    let line = request(416);
+    assert_eq!(line["reason"], "invalid_range", "{line}");
+    assert_eq!(line["range"], "bytes=1000-");
+    assert_eq!(request(400)["reason"], "bad_path");
+    assert_eq!(metric(&e, "rejected_total{reason=\"invalid_range\"}"), 1.0);
+}
+
+/// Spec §4.2: a request head must arrive within `timeout_secs` (else the connection closes
+/// and `io_timeouts_total{op="client_header"}` counts it), but an idle keep-alive
+/// connection waits up to 60 s for its next request: it is neither closed after
+/// `timeout_secs` nor counted as a slow header (hyper's header timer counted both).
+#[test]
+fn idle_keep_alive_outlives_the_head_timeout_and_slow_heads_are_cut() {
+    use std::io::{Read, Write};
+    let e = start(
+        &pack_dir("keepalive"),
+        &[("SVC_EDGE_INGRESS__TIMEOUT_SECS", "1")],
+    );
+    let head = b"GET /edge/assets/hello.txt HTTP/1.1\r\nHost: edge\r\n\r\n";
+    let read_response = |s: &mut std::net::TcpStream| -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"hello from svc-edge\n") {
+            let n = s.read(&mut buf).expect("response");
+            assert!(
+                n > 0,
+                "closed mid-response: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let mut s = std::net::TcpStream::connect(e.api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(head).unwrap();
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200 "));
+    // Idle for twice the head timeout, then the same connection serves again.
+    std::thread::sleep(Duration::from_millis(2500));
+    s.write_all(head).unwrap();
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200 "));
+    let client_header = "io_timeouts_total{op=\"client_header\"}";
+    assert_eq!(metric(&e, client_header), 0.0);
+
+    // A head that stalls half-way is cut after about timeout_secs, and counted.
+    let mut slow = std::net::TcpStream::connect(e.api).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(b"GET /edge/assets/hello.txt HTTP/1.1\r\nHo")
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "no answer to a half head");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(metric(&e, client_header), 1.0);
+
+    // The same after a keep-alive request: the next head's clock starts at its first byte.
+    let mut s2 = std::net::TcpStream::connect(e.api).unwrap();
+    s2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s2.write_all(head).unwrap();
+    read_response(&mut s2);
+    s2.write_all(b"GET /edge/assets/hello.txt HTTP/1.1\r\n")
+        .unwrap();
+    assert_eq!(s2.read(&mut buf).unwrap_or(0), 0);
+    assert_eq!(metric(&e, client_header), 2.0);
 }
 
 #[test]
@@ -647,16 +737,16 @@ fn cors_is_deny_by_default_and_listed_origins_get_preflights() {
 fn sighup_applies_maintenance_and_rate_limit_and_keeps_old_config_when_invalid() {
     let dir = pack_dir("reload");
     let file = dir.join("edge.toml");
-    let write = |maintenance: bool, rps: u32| {
+    let write = |maintenance: bool, rps: u32, inflight: u32| {
         std::fs::write(
             &file,
             format!(
-                "bind_addr = \"127.0.0.1:0\"\nmetrics_addr = \"127.0.0.1:0\"\nmaintenance = {maintenance}\n[ingress]\nrps_limit = {rps}\n[edge]\npacks = [\"./static\"]\n[security]\namnesia = true\n"
+                "bind_addr = \"127.0.0.1:0\"\nmetrics_addr = \"127.0.0.1:0\"\nmaintenance = {maintenance}\n[ingress]\nrps_limit = {rps}\nmax_inflight = {inflight}\n[edge]\npacks = [\"./static\"]\n[security]\namnesia = true\n"
             ),
         )
         .unwrap();
     };
-    write(false, 1000);
+    write(false, 1000, 64);
     let mut cmd = command(Path::new(BIN), &[]);
     cmd.current_dir(&dir).arg("--config").arg(&file);
     let (svc, lines) = Service::start(cmd, "listening", 2);
@@ -675,8 +765,18 @@ fn sighup_applies_maintenance_and_rate_limit_and_keeps_old_config_when_invalid()
         .parse()
         .unwrap();
     wait_ready(api);
+    let limit = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("edge_inflight_limit{"))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        limit(&get(metrics, "/metrics", &[]).text()).as_deref(),
+        Some("64")
+    );
 
-    write(true, 2);
+    write(true, 2, 7);
     svc.signal(libc::SIGHUP);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -698,6 +798,11 @@ fn sighup_applies_maintenance_and_rate_limit_and_keeps_old_config_when_invalid()
     assert!(
         statuses.contains(&200) && statuses.contains(&429),
         "{statuses:?}"
+    );
+    // The exported cap follows max_inflight (runbook §10: inflight ≥ 80 % of the cap).
+    assert_eq!(
+        limit(&get(metrics, "/metrics", &[]).text()).as_deref(),
+        Some("7")
     );
 
     std::fs::write(&file, "this is = not [valid toml").unwrap();

@@ -19,7 +19,7 @@ fn deploy() -> Deploy {
 }
 
 /// Every alert row of the runbook: the alert and the query text and threshold it must hold.
-const RUNBOOK_ALERTS: [(&str, &[&str]); 10] = [
+const RUNBOOK_ALERTS: [(&str, &[&str]); 11] = [
     // §12 A, §10: 5xx > 0.1% for 10m.
     (
         "EdgeHighErrorRate",
@@ -66,10 +66,15 @@ const RUNBOOK_ALERTS: [(&str, &[&str]); 10] = [
         "EdgeAmnesiaRejects",
         &[r#"increase(rejected_total{service="svc-edge",reason="amnesia"}[15m])) > 0"#],
     ),
+    // §10 autoscaling signal: edge_inflight ≥ 80% of the configured cap for 3m.
+    (
+        "EdgeInflightNearCap",
+        &["instance:edge_inflight:ratio >= 0.8"],
+    ),
 ];
 
 /// The recording rules' expressions, for the alerts above that read them.
-const RECORDED: [(&str, &[&str]); 3] = [
+const RECORDED: [(&str, &[&str]); 4] = [
     (
         "job:edge_http_5xx:ratio_rate10m",
         &[r#"rate(http_requests_total{service="svc-edge",status=~"5.."}[10m])"#],
@@ -81,6 +86,12 @@ const RECORDED: [(&str, &[&str]); 3] = [
     (
         "job:edge_request_latency_seconds:p95_10m",
         &["histogram_quantile(0.95,", "request_latency_seconds_bucket"],
+    ),
+    (
+        "instance:edge_inflight:ratio",
+        &[
+            r#"edge_inflight{service="svc-edge"} / on (job, instance) edge_inflight_limit{service="svc-edge"}"#,
+        ],
     ),
 ];
 

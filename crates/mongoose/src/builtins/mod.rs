@@ -15,10 +15,20 @@ use serde::de::DeserializeOwned;
 
 use crate::processor::ConfigMap;
 
-/// Reads a processor's `config` into `T`, naming the bad key on failure.
+/// Reads a feed's, sink's or processor's `config` into `T`. The error names the key
+/// (`config.<path>: ...`), also for type errors, which plain serde_json reports without
+/// the path.
 pub fn parse_config<T: DeserializeOwned>(config: &ConfigMap) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::Object(config.clone()))
-        .map_err(|e| format!("config: {e}"))
+    let value = serde_json::Value::Object(config.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            format!("config: {inner}")
+        } else {
+            format!("config.{path}: {inner}")
+        }
+    })
 }
 
 /// What a built-in forwards for `v` derived from `env`: `v`, or `{"feed","seq","data"}`

@@ -35,26 +35,10 @@ pub mod tcp;
 
 use std::fmt::Display;
 
-use serde::de::DeserializeOwned;
-
 use crate::event::Event;
-use crate::processor::ConfigMap;
 use crate::sink::SinkItem;
 
-/// Reads a sink's `config` into `T`; the error names the key (`config.<path>: ...`), also
-/// for type errors, which plain serde_json reports without the path.
-pub(crate) fn parse<T: DeserializeOwned>(config: &ConfigMap) -> Result<T, String> {
-    let value = serde_json::Value::Object(config.clone());
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path.is_empty() || path == "." {
-            format!("config: {inner}")
-        } else {
-            format!("config.{path}: {inner}")
-        }
-    })
-}
+pub(crate) use crate::builtins::parse_config as parse;
 
 /// `Err("config.<key>: <v> is out of range lo..=hi")` unless `lo <= v <= hi`.
 pub(crate) fn check_range<T: PartialOrd + Display>(

@@ -75,6 +75,8 @@ async fn run_proxy(a: ProxyArgs) -> ExitCode {
             jitter: args::duration(&a.jitter)?,
             reset_every: a.reset_every,
             duration: a.duration.as_deref().map(args::duration).transpose()?,
+            fault_after: args::duration(&a.fault_after)?,
+            fault_for: a.fault_for.as_deref().map(args::duration).transpose()?,
         })
     })();
     let plan = match parsed {
@@ -87,8 +89,13 @@ async fn run_proxy(a: ProxyArgs) -> ExitCode {
     };
     let addr = listener.local_addr().map_or(plan.listen, |a| a);
     println!(
-        "ronctl: chaos proxy listening on {addr} -> {} (latency {:?} ±{:?}, reset every {})",
-        plan.upstream, plan.latency, plan.jitter, plan.reset_every
+        "ronctl: chaos proxy listening on {addr} -> {} (latency {:?} ±{:?}, reset every {}, fault from {:?} for {})",
+        plan.upstream,
+        plan.latency,
+        plan.jitter,
+        plan.reset_every,
+        plan.fault_after,
+        plan.fault_for.map_or("ever".into(), |d| format!("{d:?}"))
     );
     let stop = async {
         let mut term =

@@ -5,11 +5,16 @@
 //!
 //! Order within a direction is kept (chunks are delayed one after another); the two
 //! directions are independent, as on a real link.
+//!
+//! The fault can be limited to a window (`--fault-after 5s --fault-for 20s`): before and
+//! after it the proxy forwards without delay, so one proxy covers the whole drill (baseline,
+//! fault, recovery) the way `tc qdisc add … ; sleep 120 ; tc qdisc del …` does, without the
+//! clients losing their path to the upstream when the fault is cleared.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde::Serialize;
@@ -34,6 +39,20 @@ pub struct ProxyPlan {
     pub reset_every: u64,
     /// Stop after this long (None: until Ctrl-C/SIGTERM).
     pub duration: Option<Duration>,
+    /// The fault (latency and resets) starts this long after the proxy does.
+    pub fault_after: Duration,
+    /// …and lasts this long (None: until the proxy stops).
+    pub fault_for: Option<Duration>,
+}
+
+impl ProxyPlan {
+    /// Whether the fault applies `elapsed` after the proxy started.
+    fn fault_active(&self, elapsed: Duration) -> bool {
+        elapsed >= self.fault_after
+            && self
+                .fault_for
+                .is_none_or(|d| elapsed < self.fault_after.saturating_add(d))
+    }
 }
 
 /// What the proxy did.
@@ -49,6 +68,10 @@ pub struct ProxyStats {
     pub bytes_up: u64,
     /// Bytes upstream → client.
     pub bytes_down: u64,
+    /// Chunks forwarded with the added delay (inside the fault window).
+    pub delayed_chunks: u64,
+    /// Chunks forwarded at once (outside the fault window).
+    pub prompt_chunks: u64,
 }
 
 #[derive(Default)]
@@ -58,6 +81,21 @@ struct Counters {
     upstream_errors: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    delayed_chunks: AtomicU64,
+    prompt_chunks: AtomicU64,
+}
+
+/// What every connection task shares.
+struct Shared {
+    plan: ProxyPlan,
+    started: Instant,
+    c: Counters,
+}
+
+impl Shared {
+    fn fault_active(&self) -> bool {
+        self.plan.fault_active(self.started.elapsed())
+    }
 }
 
 /// Binds the listener (so the caller can print its address before serving).
@@ -71,11 +109,14 @@ pub async fn serve(
     plan: ProxyPlan,
     stop: impl Future<Output = ()>,
 ) -> ProxyStats {
-    let c = Arc::new(Counters::default());
     let open = Arc::new(Semaphore::new(MAX_OPEN));
-    let plan = Arc::new(plan);
+    let sh = Arc::new(Shared {
+        plan,
+        started: Instant::now(),
+        c: Counters::default(),
+    });
     let until = async {
-        match plan.duration {
+        match sh.plan.duration {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
@@ -93,33 +134,38 @@ pub async fn serve(
             drop(client);
             continue;
         };
-        let n = c.connections.fetch_add(1, Ordering::Relaxed) + 1;
-        let reset = plan.reset_every > 0 && n % plan.reset_every == 0;
-        let (plan, c) = (plan.clone(), c.clone());
+        let n = sh.c.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let reset =
+            sh.plan.reset_every > 0 && n.is_multiple_of(sh.plan.reset_every) && sh.fault_active();
+        let sh = sh.clone();
         tokio::spawn(async move {
-            relay(client, &plan, &c, reset).await;
+            relay(client, &sh, reset).await;
             drop(permit);
         });
     }
+    let c = &sh.c;
     ProxyStats {
         connections: c.connections.load(Ordering::Relaxed),
         resets: c.resets.load(Ordering::Relaxed),
         upstream_errors: c.upstream_errors.load(Ordering::Relaxed),
         bytes_up: c.bytes_up.load(Ordering::Relaxed),
         bytes_down: c.bytes_down.load(Ordering::Relaxed),
+        delayed_chunks: c.delayed_chunks.load(Ordering::Relaxed),
+        prompt_chunks: c.prompt_chunks.load(Ordering::Relaxed),
     }
 }
 
-async fn relay(client: TcpStream, plan: &ProxyPlan, c: &Counters, reset: bool) {
-    let Ok(upstream) = TcpStream::connect(plan.upstream).await else {
+async fn relay(client: TcpStream, sh: &Shared, reset: bool) {
+    let c = &sh.c;
+    let Ok(upstream) = TcpStream::connect(sh.plan.upstream).await else {
         c.upstream_errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
     let reset_done = {
-        let up = pump(&mut cr, &mut uw, plan, &c.bytes_up, false);
-        let down = pump(&mut ur, &mut cw, plan, &c.bytes_down, reset);
+        let up = pump(&mut cr, &mut uw, sh, &c.bytes_up, false);
+        let down = pump(&mut ur, &mut cw, sh, &c.bytes_down, reset);
         tokio::pin!(up, down);
         tokio::select! {
             // A reset ends both directions at once; otherwise wait for the other side.
@@ -141,7 +187,7 @@ async fn relay(client: TcpStream, plan: &ProxyPlan, c: &Counters, reset: bool) {
 async fn pump(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
-    plan: &ProxyPlan,
+    sh: &Shared,
     bytes: &AtomicU64,
     reset_after_first: bool,
 ) -> bool {
@@ -154,7 +200,12 @@ async fn pump(
             }
             Ok(n) => n,
         };
-        tokio::time::sleep(delay(plan)).await;
+        if sh.fault_active() {
+            sh.c.delayed_chunks.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay(&sh.plan)).await;
+        } else {
+            sh.c.prompt_chunks.fetch_add(1, Ordering::Relaxed);
+        }
         if reset_after_first {
             return true;
         }
@@ -195,6 +246,8 @@ mod tests {
             jitter: Duration::ZERO,
             reset_every: 0,
             duration: None,
+            fault_after: Duration::ZERO,
+            fault_for: None,
         };
         let listener = bind(&plan).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -224,6 +277,30 @@ mod tests {
     }
 
     #[test]
+    fn the_fault_applies_only_inside_its_window() {
+        let plan = ProxyPlan {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: "127.0.0.1:1".parse().unwrap(),
+            latency: Duration::from_millis(80),
+            jitter: Duration::ZERO,
+            reset_every: 2,
+            duration: None,
+            fault_after: Duration::from_secs(5),
+            fault_for: Some(Duration::from_secs(20)),
+        };
+        let at = |s: u64| plan.fault_active(Duration::from_secs(s));
+        assert_eq!(
+            (at(0), at(4), at(5), at(24), at(25), at(60)),
+            (false, false, true, true, false, false)
+        );
+        let open_ended = ProxyPlan {
+            fault_for: None,
+            ..plan
+        };
+        assert!(open_ended.fault_active(Duration::from_secs(3600)));
+    }
+
+    #[test]
     fn jitter_stays_within_its_bounds() {
         let plan = ProxyPlan {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -232,6 +309,8 @@ mod tests {
             jitter: Duration::from_millis(20),
             reset_every: 0,
             duration: None,
+            fault_after: Duration::ZERO,
+            fault_for: None,
         };
         for _ in 0..1000 {
             let d = delay(&plan);

@@ -630,8 +630,9 @@ fn runbook_env_passes_in_production_with_a_site_url_warning() {
         "postgres://user:***@127.0.0.1:5432/rustchat"
     );
     let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
-    // redis_url: this build runs single-node and says so (the cluster bus is issue 7).
-    assert_eq!(keys, ["redis_url", "site_url"], "{:?}", loaded.warnings);
+    // The runbook's .env warns about site_url only (CHAT-R32): Redis is the cluster bus, so
+    // a redis_url beside PostgreSQL is nothing to warn about.
+    assert_eq!(keys, ["site_url"], "{:?}", loaded.warnings);
     assert!(c.jwt_key_material().unwrap().len() == 48);
 }
 
@@ -785,8 +786,8 @@ fn production_requires_https_site_url_and_cors_origins() {
 #[test]
 fn redis_with_sqlite_is_only_a_warning() {
     let loaded = load_env(&[("RUSTCHAT_REDIS_URL", "redis://:pw@127.0.0.1:6379")]).unwrap();
-    // One warning for the single-node build, one for Redis beside SQLite.
-    assert_eq!(loaded.warnings.len(), 2);
+    // One warning: Redis beside SQLite (a SQLite database serves one node only).
+    assert_eq!(loaded.warnings.len(), 1);
     assert!(loaded.warnings.iter().all(|w| w.key == "redis_url"));
     assert_eq!(
         loaded.config.redacted_redis_url().as_deref(),
@@ -969,9 +970,9 @@ fn env_example_placeholders_fail_and_real_secrets_pass() {
         loaded.config.redis_url.as_deref(),
         Some("redis://redis:6379")
     );
-    // redis_url: this build runs single-node and says so (the cluster bus is issue 7).
+    // Only site_url warns (CHAT-R32): the runbook's Redis is the cluster bus.
     let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
-    assert_eq!(keys, ["redis_url", "site_url"]);
+    assert_eq!(keys, ["site_url"]);
 }
 
 #[test]

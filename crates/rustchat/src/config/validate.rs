@@ -294,13 +294,6 @@ impl Checker {
                 "expected redis://HOST:6379 or rediss://HOST:6380 (TLS)",
             ),
         }
-        // The Redis cluster bus is a later increment (issue 7): the URL is validated so the
-        // runbook's .env passes, and the operator is told this build runs single-node.
-        self.warn(
-            "redis_url",
-            "this build has no Redis cluster bus yet: the node runs single-node with the \
-             in-process hub and does not connect to Redis",
-        );
         if db.is_sqlite() {
             self.warn(
                 "redis_url",

@@ -11,6 +11,7 @@
 //! client actions carry `seq_reply` and no `seq`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use super::hub::{Api, CloseReason, Conn, Outbound, Slot};
 use super::{events, presence};
 use crate::auth::{AuthUser, Credential, extract};
 use crate::error::ApiError;
+use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 use crate::store_read;
 
@@ -58,9 +60,43 @@ fn admit(st: &AppState, user_id: &str) -> Result<Slot, (&'static str, usize)> {
         .admit(user_id, node_cap, st.max_connections_per_user())
 }
 
-fn too_many(st: &AppState, api: Api, user_id: &str, scope: &str, limit: usize) -> Response {
+/// The WARN for a refused admission. Like every `ws …` line it is emitted inside a
+/// `ws_handler` span {conn_id, user_id, api} (CHAT-R27: the runbook's WebSocket-events query
+/// selects `.span.name=="ws_handler"`), with the refused attempt's own id, and it names the
+/// client `ip` (hoisted to the top level) as every cap hit does (CHAT-R29).
+fn log_too_many(
+    st: &AppState,
+    api: Api,
+    user_id: &str,
+    ip: Option<IpAddr>,
+    scope: &str,
+    limit: usize,
+) {
+    let conn_id = st.hub.next_id(&st.node_id);
+    let span = tracing::info_span!("ws_handler", conn_id = %conn_id, user_id = %user_id, api = api.as_str());
+    let _in_span = span.enter();
+    match ip {
+        Some(ip) => {
+            tracing::warn!(ip = %ip, user_id = %user_id, limit, scope, "ws: Too many connections")
+        }
+        None => tracing::warn!(user_id = %user_id, limit, scope, "ws: Too many connections"),
+    }
+}
+
+fn client_ip(parts: &http::request::Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ClientIp>().map(|c| c.0)
+}
+
+fn too_many(
+    st: &AppState,
+    api: Api,
+    user_id: &str,
+    ip: Option<IpAddr>,
+    scope: &str,
+    limit: usize,
+) -> Response {
     count(st, api, "over_limit");
-    tracing::warn!(user_id = %user_id, limit, scope, "ws: Too many connections");
+    log_too_many(st, api, user_id, ip, scope, limit);
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_connections",
@@ -114,7 +150,9 @@ pub async fn v1(
     }
     let slot = match admit(&st, &user.user.id) {
         Ok(s) => s,
-        Err((scope, limit)) => return too_many(&st, Api::V1, &user.user.id, scope, limit),
+        Err((scope, limit)) => {
+            return too_many(&st, Api::V1, &user.user.id, client_ip(&parts), scope, limit);
+        }
     };
     count(&st, Api::V1, "accepted");
     ws.max_message_size(MAX_INBOUND_FRAME)
@@ -148,16 +186,19 @@ pub async fn v4(
                 count(&st, Api::V4, "accepted");
                 Some((u, slot))
             }
-            Err((scope, limit)) => return too_many(&st, Api::V4, &u.user.id, scope, limit),
+            Err((scope, limit)) => {
+                return too_many(&st, Api::V4, &u.user.id, client_ip(&parts), scope, limit);
+            }
         },
         None => None,
     };
+    let ip = client_ip(&parts);
     ws.max_message_size(MAX_INBOUND_FRAME)
         .max_frame_size(MAX_INBOUND_FRAME)
         .on_upgrade(move |socket| async move {
             match pre {
                 Some((u, slot)) => run_socket(st, socket, u, Api::V4, slot).await,
-                None => challenge(st, socket).await,
+                None => challenge(st, socket, ip).await,
             }
         })
 }
@@ -179,7 +220,7 @@ async fn close_socket(mut socket: WebSocket, code: u16, reason: &'static str) {
 }
 
 /// In-band authentication on `/api/v4/websocket`.
-async fn challenge(st: AppState, mut socket: WebSocket) {
+async fn challenge(st: AppState, mut socket: WebSocket, ip: Option<IpAddr>) {
     let wait = Duration::from_secs(u64::from(st.cfg().ws.auth_timeout_seconds));
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -206,7 +247,7 @@ async fn challenge(st: AppState, mut socket: WebSocket) {
                     Ok(s) => s,
                     Err((scope, limit)) => {
                         count(&st, Api::V4, "over_limit");
-                        tracing::warn!(user_id = %user.user.id, limit, scope, "ws: Too many connections");
+                        log_too_many(&st, Api::V4, &user.user.id, ip, scope, limit);
                         send_json(&mut socket, &fail("Too many connections")).await;
                         return close_socket(socket, 1008, "Too many connections").await;
                     }

@@ -77,6 +77,7 @@ impl PgStore {
         let mut conn = pool.acquire().await?;
         let report = super::migrate::postgres(&mut conn).await?;
         drop(conn);
+        warm_up(&pool, opts.min_connections).await;
         Ok((
             PgStore {
                 pool,
@@ -148,4 +149,14 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Opens the pool's `min_connections` now. sqlx's lazy pool tops itself up to the minimum
+/// only after its reaper closes an idle connection (every `idle_timeout`), so without this a
+/// node started with `RUSTCHAT_DB_POOL__MIN_CONNECTIONS=4` held one or two connections
+/// until load arrived (CHAT-R3, R32: the runbook's `pg_stat_activity` count is min..max per
+/// node). Best effort: a connection that fails to open now is opened on demand later.
+async fn warm_up(pool: &PgPool, min: u32) {
+    let held = futures_util::future::join_all((0..min).map(|_| pool.acquire())).await;
+    drop(held);
 }
