@@ -10,9 +10,11 @@
 //!   a shared stack on one machine, the black-box test that runs them (`covered_by`) or
 //!   why they are outside this build (`external`).
 //!
-//! `every_runbook_command_is_in_the_tables` reads the runbooks themselves (found next to
-//! the repository as `shared/runbooks/`, or in `RON_RUNBOOKS_DIR`) and fails on any
-//! command line the tables do not hold, so a runbook edit cannot slip past the suite.
+//! `every_runbook_command_is_in_the_tables` extracts every command line of the runbooks
+//! (found next to the repository as `shared/runbooks/`, or in `RON_RUNBOOKS_DIR`) and fails
+//! on any the tables do not hold, so a runbook edit cannot slip past the suite. The
+//! extraction is committed as `conformance/runbook-commands.txt` (checked against the
+//! runbooks when they are there), so a clone without the runbooks still runs the check.
 //! `RON_CONFORMANCE_ONLY=<regex>` runs only the matching commands (while editing a table).
 
 mod common;
@@ -208,7 +210,13 @@ fn substitute(book: &str, command: &str, subs: &[Substitution]) -> String {
 /// the repository.
 fn runbooks_dir() -> Option<PathBuf> {
     if let Ok(d) = std::env::var("RON_RUNBOOKS_DIR") {
-        return Some(PathBuf::from(d));
+        let d = PathBuf::from(d);
+        assert!(
+            d.join("sentinel.md").is_file(),
+            "RON_RUNBOOKS_DIR={}: no runbooks there",
+            d.display()
+        );
+        return Some(d);
     }
     repo()
         .ancestors()
@@ -347,19 +355,11 @@ fn covers(entry_line: &str, runbook_line: &str) -> bool {
             .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
 }
 
-#[test]
-fn every_runbook_command_is_in_the_tables() {
-    let Some(dir) = runbooks_dir() else {
-        assert!(
-            !test_support::external_tools_required(),
-            "runbooks not found: set RON_RUNBOOKS_DIR to ../shared/runbooks"
-        );
-        eprintln!("runbooks not found beside the repository; set RON_RUNBOOKS_DIR to check");
-        return;
-    };
-    let mut missing = Vec::new();
+/// The command lines of every runbook, as `(runbook, line)`, extracted from the runbooks
+/// in `dir`.
+fn extract_commands(dir: &Path) -> Vec<(String, String)> {
+    let mut all = Vec::new();
     for name in RUNBOOKS {
-        let book = load_book(name);
         let md = std::fs::read_to_string(dir.join(format!("{name}.md"))).unwrap();
         let lines = match name {
             "rustchat" => unfenced_commands(&md),
@@ -373,12 +373,74 @@ fn every_runbook_command_is_in_the_tables() {
             !lines.is_empty(),
             "{name}: no commands found in the runbook"
         );
+        all.extend(lines.into_iter().map(|l| (name.to_string(), l)));
+    }
+    all
+}
+
+/// `conformance/runbook-commands.txt`: the extracted command lines (`runbook<TAB>line`),
+/// committed so the completeness check also runs where the runbooks are not checked out
+/// beside the repository (a CI clone).
+const SNAPSHOT: &str = "runbook-commands.txt";
+
+fn read_snapshot() -> Vec<(String, String)> {
+    let path = conformance_dir().join(SNAPSHOT);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (book, line) = l.split_once('\t').expect("runbook<TAB>command");
+            (book.to_string(), line.to_string())
+        })
+        .collect()
+}
+
+fn write_snapshot(lines: &[(String, String)]) {
+    let mut text = String::from(
+        "# Command lines of ../shared/runbooks/*.md (mongoose: its spec's §9 table), as\n\
+         # tests/runbook_conformance.rs extracts them. Regenerate with\n\
+         # RON_CONFORMANCE_SNAPSHOT=write cargo test -p ronctl --test runbook_conformance every_runbook\n",
+    );
+    for (book, line) in lines {
+        text.push_str(&format!("{book}\t{line}\n"));
+    }
+    std::fs::write(conformance_dir().join(SNAPSHOT), text).unwrap();
+}
+
+#[test]
+fn every_runbook_command_is_in_the_tables() {
+    // The runbooks themselves when they are beside the repository (and then the committed
+    // snapshot must match them), else the snapshot.
+    let lines = match runbooks_dir() {
+        Some(dir) => {
+            let fresh = extract_commands(&dir);
+            if std::env::var("RON_CONFORMANCE_SNAPSHOT").as_deref() == Ok("write") {
+                write_snapshot(&fresh);
+            }
+            assert!(
+                fresh == read_snapshot(),
+                "the runbooks changed since conformance/{SNAPSHOT} was written: review the \
+                 tables, then regenerate it (RON_CONFORMANCE_SNAPSHOT=write)"
+            );
+            fresh
+        }
+        None => {
+            eprintln!(
+                "notice: runbooks not beside the repository; checking conformance/{SNAPSHOT}"
+            );
+            read_snapshot()
+        }
+    };
+    let mut missing = Vec::new();
+    for name in RUNBOOKS {
+        let book = load_book(name);
         let held: Vec<String> = book
             .commands
             .iter()
             .flat_map(|e| logical_lines(&e.command))
             .collect();
-        for l in &lines {
+        for (_, l) in lines.iter().filter(|(b, _)| b == name) {
             if !held.iter().any(|h| covers(h, l)) {
                 missing.push(format!("{name}: {l}"));
             }
