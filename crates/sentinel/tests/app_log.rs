@@ -64,7 +64,12 @@ fn app_lines_reach_logging_file_and_a_sighup_reopens_it() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["service"], "sentinel", "{l}");
     }
-    let stdout = p.lines_with("sentinel-proxy started", Duration::ZERO);
+    // stdout keeps its lines too (read by a thread, so it may trail the file a little).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut stdout = p.lines_with("sentinel-proxy started", Duration::ZERO);
+    while stdout.is_empty() && Instant::now() < deadline {
+        stdout = p.lines_with("sentinel-proxy started", Duration::from_millis(100));
+    }
     assert_eq!(stdout.len(), 1, "stdout keeps its lines too");
 
     // Rotation: move the file away, SIGHUP; the reload line lands in a new file.
