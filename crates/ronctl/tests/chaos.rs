@@ -461,7 +461,7 @@ fn live_fill_latency_drill_recovers() {
         readyz.1.is_empty(),
         "/readyz 200 at every probe: {readyz:?}"
     );
-    assert!(readyz.0 >= 20, "probed every second: {readyz:?}");
+    assert!(readyz.0 >= 10, "probed about every second: {readyz:?}");
     assert!(
         !fault.is_empty() && !recovered.is_empty() && !base.is_empty(),
         "fills in every phase"
