@@ -353,6 +353,9 @@ pub async fn run(loaded: Loaded, opts: crate::config::LoadOptions) -> Result<(),
         )),
         settings: ArcSwap::from_pointee(crate::settings::Settings::default()),
         version_id: version_id(&cfg.compat.mattermost_version, &cfg.cluster.node_id),
+        search_slots: tokio::sync::Semaphore::new(crate::api::v1::search::concurrent_searches(
+            cfg.effective_pool_max(),
+        )),
     }));
     if let Err(e) = crate::settings::refresh(&state).await {
         tracing::warn!(error = %e, "server_config read failed; using defaults");

@@ -49,6 +49,9 @@ pub struct Inner {
     pub oidc: Arc<crate::oidc::Oidc>,
     /// Runtime settings from the `server_config` table (CHAT-R4).
     pub settings: ArcSwap<crate::settings::Settings>,
+    /// Searches allowed to hold a database connection at once
+    /// ([`crate::api::v1::search::concurrent_searches`]).
+    pub search_slots: tokio::sync::Semaphore,
 }
 
 impl Deref for AppState {

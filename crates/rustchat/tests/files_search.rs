@@ -544,3 +544,274 @@ both!(search_injection_corpus_never_fails, |db| {
     assert_eq!(r.json["posts"].as_array().unwrap().len(), 1);
     assert_eq!(messages(&search(&chat, &alice, "far")).len(), 1);
 });
+
+/// A post the ordering test made, and what it expects of it.
+struct Posted {
+    id: String,
+    channel: &'static str,
+    by_bob: bool,
+    /// Has the excluded word `yak`.
+    yak: bool,
+    /// Creation order, which is `seq` order.
+    order: usize,
+    created_at: i64,
+}
+
+fn ids(r: &common::Reply) -> Vec<String> {
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every page of `q` (optionally in one team) at `per_page`, concatenated, until a short
+/// page; panics if a page repeats an id.
+fn all_pages(chat: &Chat, tok: &str, q: &str, team: Option<&str>, per_page: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for page in 0.. {
+        let team = team.map(|t| format!("&team_id={t}")).unwrap_or_default();
+        let r = chat.call(
+            "GET",
+            &format!(
+                "/api/v1/search?q={}{team}&page={page}&per_page={per_page}",
+                urlencode(q)
+            ),
+            Some(tok),
+            None,
+        );
+        let got = ids(&r);
+        for id in &got {
+            assert!(!out.contains(id), "{id} on two pages");
+        }
+        let short = got.len() < per_page;
+        out.extend(got);
+        if short {
+            return out;
+        }
+    }
+    unreachable!()
+}
+
+// Issue 7 (the SQLite search plan): results are exactly the caller's visible posts, ordered
+// created_at DESC then seq DESC even where that differs from insertion order (an old
+// created_at on a new post, equal created_at), on every page, with team scope (DMs
+// included), in:/from:/date filters, exclusions, edits, deletions and leaving a channel.
+both!(
+    search_order_and_visibility_hold_across_channels_pages_and_filters,
+    |db| {
+        let Some(chat) = Chat::start(db, &[]) else {
+            return;
+        };
+        let (alice, alice_id) = chat.user("alice");
+        let (bob, bob_id) = chat.user("bob");
+        let (cleo, _) = chat.user("cleo");
+        let one = chat.team(&alice, "one");
+        let two = chat.team(&cleo, "two");
+        chat.add_to_team(&alice, &one, &bob_id);
+        chat.add_to_team(&cleo, &two, &alice_id);
+        chat.add_to_team(&cleo, &two, &bob_id);
+        let general = chat.channel(&alice, &one, "general", "public");
+        chat.join(&bob, &general);
+        let private = chat.channel(&alice, &one, "hideout", "private");
+        let bobs = chat.channel(&bob, &one, "bobs-room", "public");
+        let other = chat.channel(&cleo, &two, "elsewhere", "public");
+        chat.join(&alice, &other);
+        chat.join(&bob, &other);
+        let cleos = chat.channel(&cleo, &two, "cleos-room", "private");
+        let dm = chat.call(
+            "POST",
+            "/api/v1/channels/direct",
+            Some(&alice),
+            Some(&json!({"user_id": bob_id})),
+        );
+        assert!(dm.status == 200 || dm.status == 201, "{}", dm.text);
+        let dm = dm.json["id"].as_str().unwrap().to_string();
+
+        // 36 posts round-robin over six channels; alice sees general, hideout, elsewhere and
+        // the DM, never bobs-room (not a member) or cleos-room (private, not a member).
+        let plan: [(&str, &str, &str); 6] = [
+            (&alice, &general, "general"),
+            (&alice, &private, "hideout"),
+            (&bob, &bobs, "bobs-room"),
+            (&bob, &other, "elsewhere"),
+            (&cleo, &cleos, "cleos-room"),
+            (&bob, &dm, "dm"),
+        ];
+        let mut posts: Vec<Posted> = Vec::new();
+        for i in 0..36 {
+            let (tok, ch, channel) = plan[i % plan.len()];
+            let yak = i % 4 == 0;
+            let text = format!("zebra number {i}{}", if yak { " yak" } else { "" });
+            let p = chat.post(tok, ch, &text);
+            posts.push(Posted {
+                id: p["id"].as_str().unwrap().to_string(),
+                channel,
+                by_bob: tok == bob,
+                yak,
+                order: i,
+                created_at: 0,
+            });
+        }
+
+        // Rewrite created_at so it disagrees with insertion order: the newest general post
+        // becomes the oldest (2001-09-09), and two others share one timestamp.
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let store = rt.block_on(open_store(&chat));
+        let newest_general = posts
+            .iter()
+            .rev()
+            .find(|p| p.channel == "general")
+            .unwrap()
+            .id
+            .clone();
+        let (tie_a, tie_b) = (posts[7].id.clone(), posts[13].id.clone());
+        rt.block_on(async {
+            let id = newest_general.clone();
+            rustchat::store_write!(store, |c| {
+                sqlx::query("UPDATE posts SET created_at = $2 WHERE id = $1")
+                    .bind(&id)
+                    .bind(1_000_000_000_000_i64)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+            .unwrap();
+            let (a, b) = (tie_a.clone(), tie_b.clone());
+            rustchat::store_write!(store, |c| {
+                sqlx::query(
+                    "UPDATE posts SET created_at = (SELECT created_at FROM posts WHERE id = $2) \
+                     WHERE id = $1",
+                )
+                .bind(&a)
+                .bind(&b)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+            .unwrap();
+            store.close().await;
+        });
+        let hideout: Vec<String> = posts
+            .iter()
+            .filter(|p| p.channel == "hideout")
+            .map(|p| p.id.clone())
+            .collect();
+        // Expected: alice's visible posts by created_at DESC, then insertion (seq) DESC.
+        let mut expected: Vec<Posted> = posts
+            .into_iter()
+            .filter(|p| matches!(p.channel, "general" | "hideout" | "elsewhere" | "dm"))
+            .map(|mut p| {
+                let r = chat.call(
+                    "GET",
+                    &format!("/api/v1/posts/{}", p.id),
+                    Some(&alice),
+                    None,
+                );
+                assert_eq!(r.status, 200, "{}", r.text);
+                p.created_at = r.json["created_at"].as_i64().unwrap();
+                p
+            })
+            .collect();
+        expected.sort_by_key(|p| std::cmp::Reverse((p.created_at, p.order)));
+        assert_eq!(expected.len(), 24);
+        assert_eq!(
+            expected[23].id, newest_general,
+            "the rewritten post sorts last"
+        );
+        let want = |f: &dyn Fn(&Posted) -> bool| -> Vec<String> {
+            expected
+                .iter()
+                .filter(|p| f(p))
+                .map(|p| p.id.clone())
+                .collect()
+        };
+
+        // Every page size gives the same sequence; nothing from bobs-room or cleos-room.
+        for per_page in [1, 5, 7, 24, 100] {
+            assert_eq!(
+                all_pages(&chat, &alice, "zebra", None, per_page),
+                want(&|_| true),
+                "per_page {per_page}"
+            );
+        }
+        // Team scope: team one's channels plus the DM, not team two's.
+        assert_eq!(
+            all_pages(&chat, &alice, "zebra", Some(&one), 5),
+            want(&|p| p.channel != "elsewhere")
+        );
+        assert_eq!(
+            all_pages(&chat, &alice, "zebra", Some(&two), 5),
+            want(&|p| p.channel == "elsewhere" || p.channel == "dm")
+        );
+        // Filters.
+        assert_eq!(
+            all_pages(&chat, &alice, "in:general zebra", None, 4),
+            want(&|p| p.channel == "general")
+        );
+        assert_eq!(
+            all_pages(&chat, &alice, "in:bobs-room zebra", None, 4),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            all_pages(&chat, &alice, "from:bob zebra", None, 4),
+            want(&|p| p.by_bob)
+        );
+        assert_eq!(
+            all_pages(&chat, &alice, "zebra -yak", None, 4),
+            want(&|p| !p.yak)
+        );
+        assert_eq!(
+            all_pages(&chat, &alice, "on:2001-09-09 zebra", None, 4),
+            std::slice::from_ref(&newest_general)
+        );
+        assert_eq!(
+            all_pages(&chat, &alice, "before:2001-09-10 zebra", None, 4),
+            std::slice::from_ref(&newest_general)
+        );
+        assert_eq!(
+            all_pages(&chat, &alice, "after:2001-09-09 zebra", None, 4),
+            want(&|p| p.id != newest_general)
+        );
+        // What bob sees is his own set: bobs-room but not hideout.
+        let bob_sees = all_pages(&chat, &bob, "zebra", None, 10);
+        assert_eq!(bob_sees.len(), 24);
+        assert!(hideout.iter().all(|id| !bob_sees.contains(id)));
+
+        // An edit moves a post between words; a deletion and leaving a channel hide posts.
+        let edited = &expected[0].id;
+        let r = chat.call(
+            "PATCH",
+            &format!("/api/v1/posts/{edited}"),
+            Some(if expected[0].by_bob { &bob } else { &alice }),
+            Some(&json!({"message": "okapi now"})),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            all_pages(&chat, &alice, "okapi", None, 5),
+            std::slice::from_ref(edited)
+        );
+        assert!(!all_pages(&chat, &alice, "zebra", None, 5).contains(edited));
+        let gone = &expected[1].id;
+        let r = chat.call(
+            "DELETE",
+            &format!("/api/v1/posts/{gone}"),
+            Some(if expected[1].by_bob { &bob } else { &alice }),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = chat.call(
+            "DELETE",
+            &format!("/api/v1/channels/{other}/members/{alice_id}"),
+            Some(&alice),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            all_pages(&chat, &alice, "zebra", None, 5),
+            want(&|p| &p.id != edited && &p.id != gone && p.channel != "elsewhere")
+        );
+    }
+);

@@ -603,3 +603,53 @@ both!(
         assert_eq!(badge(&f.a, &dm), 0, "never the author");
     }
 );
+
+// The per-socket read buffer starts small (WS_READ_BUFFER_BYTES, 4 KiB; spec §8 P3), so a
+// frame many times that size must still be read whole, up to the 64 KiB inbound limit;
+// one past the limit closes with 1009.
+#[test]
+fn inbound_frames_bigger_than_the_read_buffer_are_read_whole_up_to_the_limit() {
+    let f = fixture(Db::Sqlite).unwrap();
+    rt().block_on(async {
+        let mut ws = connect(&f.chat, "/api/v1/ws", Some(&f.a)).await.unwrap();
+        let mut seq = -1i64;
+        wait_event(&mut ws, "hello", &mut seq, 5)
+            .await
+            .expect("hello");
+        let frame = |n: i64, pad: usize| {
+            json!({"action": "ping", "seq": n, "data": {"pad": "x".repeat(pad)}}).to_string()
+        };
+        for (n, pad) in [(1, 3 * 1024), (2, 20 * 1024), (3, 60 * 1024)] {
+            ws.send(Message::Text(frame(n, pad).into())).await.unwrap();
+            let r = loop {
+                let v = next_json(&mut ws, 5).await.expect("pong");
+                if v.get("seq_reply").is_some() {
+                    break v;
+                }
+            };
+            assert_eq!(
+                (
+                    r["status"].as_str(),
+                    r["seq_reply"].as_i64(),
+                    r["data"]["text"].as_str()
+                ),
+                (Some("OK"), Some(n), Some("pong")),
+                "{pad}-byte pad: {r}"
+            );
+        }
+        ws.send(Message::Text(frame(4, 65 * 1024).into()))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let code = loop {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Message::Close(Some(c))))) => break Some(u16::from(c.code)),
+                Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => {
+                    break None;
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        };
+        assert_eq!(code, Some(1009));
+    });
+}

@@ -199,3 +199,101 @@ both!(v4_private_channel_is_403_for_non_members, |db| {
         404
     );
 });
+
+// viewMyChannel writes only when the view changes something (issue 7): a caught-up member
+// keeps its stored last_viewed_at (the write is skipped), while new messages, a mention or
+// prev_channel_id with unread messages still get the write and a fresh time.
+both!(v4_view_writes_only_when_something_is_unread, |db| {
+    let Some(chat) = Chat::start(db, &[]) else {
+        return;
+    };
+    let (admin, _) = chat.user("vadmin");
+    let (_, alice_id) = chat.user("valice");
+    let (bob, bob_id) = chat.user("vbob");
+    let team = chat.team(&admin, "views");
+    chat.add_to_team(&admin, &team, &alice_id);
+    chat.add_to_team(&admin, &team, &bob_id);
+    let a = chat.channel(&admin, &team, "view-a", "public");
+    let b = chat.channel(&admin, &team, "view-b", "public");
+    let alice = v4_login(&chat, "valice");
+    for ch in [&a, &b] {
+        chat.join(&alice, ch);
+        chat.join(&bob, ch);
+    }
+    let view = |channel: &str, prev: &str| {
+        let r = chat.call(
+            "POST",
+            "/api/v4/channels/members/me/view",
+            Some(&alice),
+            Some(&json!({"channel_id": channel, "prev_channel_id": prev})),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["status"], "OK");
+        r.json["last_viewed_at_times"].clone()
+    };
+    let member = |channel: &str| {
+        let r = chat.call(
+            "GET",
+            &format!("/api/v4/channels/{channel}/members/me"),
+            Some(&alice),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json
+    };
+    // Waits until now_ms() has moved past `t`, so a write done now would store a later time.
+    let after = |t: i64| {
+        while std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            <= t + 1
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    };
+
+    // Unread message from bob: the view writes (msg_count catches up, a new time).
+    chat.post(&bob, &a, "first");
+    let t1 = view(&a, "")[&a].as_i64().expect("time for a");
+    let m = member(&a);
+    assert_eq!(m["last_viewed_at"], t1);
+    assert_eq!(m["msg_count"], 1);
+
+    // Nothing new: the stored time is reported and kept (no write happened).
+    after(t1);
+    let again = view(&a, "");
+    assert_eq!(again[&a], t1, "a caught-up view reports the stored time");
+    assert_eq!(
+        member(&a)["last_viewed_at"],
+        t1,
+        "a caught-up view writes nothing"
+    );
+
+    // A new message: written again, later time.
+    chat.post(&bob, &a, "second");
+    after(t1);
+    let t2 = view(&a, "")[&a].as_i64().unwrap();
+    assert!(t2 > t1, "{t2} > {t1}");
+    assert_eq!(member(&a)["msg_count"], 2);
+
+    // A mention in b while viewing a with prev_channel_id b: b is written (mention cleared),
+    // a is caught up and keeps t2.
+    chat.post(&bob, &b, "hello @valice");
+    assert_eq!(member(&b)["mention_count"], 1);
+    after(t2);
+    let both = view(&a, &b);
+    assert_eq!(both[&a], t2);
+    let tb = both[&b].as_i64().expect("time for b");
+    assert!(tb > t2, "{tb} > {t2}");
+    let mb = member(&b);
+    assert_eq!(
+        (mb["mention_count"].clone(), mb["msg_count"].clone()),
+        (json!(0), json!(1))
+    );
+    assert_eq!(mb["last_viewed_at"], tb);
+
+    // A channel alice is not a member of (public, same team) is not in the answer.
+    let c = chat.channel(&admin, &team, "view-c", "public");
+    assert!(view(&c, "").get(&c).is_none());
+});

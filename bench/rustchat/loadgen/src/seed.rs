@@ -116,7 +116,7 @@ impl World {
 
 /// Pseudo-words (syllable pairs and triples) that search can find and the mention parser
 /// ignores.
-fn vocabulary() -> Vec<String> {
+pub fn vocabulary() -> Vec<String> {
     const SYL: [&str; 16] = [
         "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "do", "gu", "bel", "mor",
         "tan", "vex",
@@ -471,7 +471,7 @@ pub fn node_for(u: u32, teams: u32, nodes: u32) -> u16 {
 
 /// `n` distinct items of `from`, starting at `start`, stepping by `step` (coprime steps
 /// are not required: collisions move to the next free slot).
-fn pick(from: &[u32], n: usize, start: usize, step: usize) -> Vec<u32> {
+pub fn pick(from: &[u32], n: usize, start: usize, step: usize) -> Vec<u32> {
     let len = from.len();
     let mut out: Vec<u32> = Vec::with_capacity(n);
     let mut pos = start;

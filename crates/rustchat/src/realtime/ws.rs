@@ -37,6 +37,10 @@ use crate::store_read;
 
 /// Largest inbound frame; bigger closes with 1009.
 pub const MAX_INBOUND_FRAME: usize = 64 * 1024;
+/// Read buffer allocated up front per socket. tungstenite's default (128 KiB) is most of
+/// an idle connection's memory (spec §8 P3: ≤ 64 KiB per idle connection); clients send
+/// small frames, and a bigger one grows the buffer for as long as it needs.
+pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// A socket write blocked this long closes the connection as a slow client.
 pub const WRITE_STALL: Duration = Duration::from_secs(10);
 /// Invalid frames tolerated per minute before closing with 1007.
@@ -157,6 +161,7 @@ pub async fn v1(
     count(&st, Api::V1, "accepted");
     ws.max_message_size(MAX_INBOUND_FRAME)
         .max_frame_size(MAX_INBOUND_FRAME)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| run_socket(st, socket, user, Api::V1, slot))
 }
 
@@ -195,6 +200,7 @@ pub async fn v4(
     let ip = client_ip(&parts);
     ws.max_message_size(MAX_INBOUND_FRAME)
         .max_frame_size(MAX_INBOUND_FRAME)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             match pre {
                 Some((u, slot)) => run_socket(st, socket, u, Api::V4, slot).await,

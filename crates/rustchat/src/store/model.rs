@@ -142,6 +142,21 @@ pub struct ChannelMember {
     pub created_at: i64,
 }
 
+impl ChannelMember {
+    /// True when marking `ch` viewed would change nothing a client can tell: every message
+    /// already counted read, no mention pending, and the last view at or after the last
+    /// post. Only `last_viewed_at` would move, so v4 `viewMyChannel` skips the write (a
+    /// channel switch is 60 of a user's ~230 requests an hour, and each queued on the one
+    /// SQLite writer).
+    pub fn is_caught_up(&self, ch: &Channel) -> bool {
+        self.msg_count == ch.total_msg_count
+            && self.msg_count_root == ch.total_msg_count_root
+            && self.mention_count == 0
+            && self.mention_count_root == 0
+            && self.last_viewed_at >= ch.last_post_at
+    }
+}
+
 /// `posts` row.
 #[derive(Debug, Clone, FromRow)]
 pub struct Post {
@@ -334,4 +349,55 @@ pub struct StoredProvider {
     pub allowed_email_domains: String,
     pub link_by_email: bool,
     pub created_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(total: i64, total_root: i64, last_post_at: i64) -> Channel {
+        Channel {
+            id: "c".into(),
+            team_id: "t".into(),
+            kind: channel_type::OPEN.into(),
+            name: "n".into(),
+            display_name: "n".into(),
+            purpose: String::new(),
+            header: String::new(),
+            creator_id: "u".into(),
+            created_at: 1,
+            updated_at: 1,
+            deleted_at: 0,
+            total_msg_count: total,
+            total_msg_count_root: total_root,
+            last_post_at,
+            last_root_post_at: last_post_at,
+        }
+    }
+
+    fn member(read: i64, read_root: i64, mentions: i64, last_viewed_at: i64) -> ChannelMember {
+        ChannelMember {
+            channel_id: "c".into(),
+            user_id: "u".into(),
+            role: "member".into(),
+            msg_count: read,
+            msg_count_root: read_root,
+            mention_count: mentions,
+            mention_count_root: mentions,
+            last_viewed_at,
+            created_at: 1,
+        }
+    }
+
+    #[test]
+    fn a_member_is_caught_up_only_when_a_view_would_change_nothing() {
+        let ch = channel(10, 7, 1_000);
+        assert!(member(10, 7, 0, 1_000).is_caught_up(&ch));
+        assert!(member(10, 7, 0, 5_000).is_caught_up(&ch));
+        // An unread message, an unread root, a pending mention, a post after the last view.
+        assert!(!member(9, 7, 0, 5_000).is_caught_up(&ch));
+        assert!(!member(10, 6, 0, 5_000).is_caught_up(&ch));
+        assert!(!member(10, 7, 1, 5_000).is_caught_up(&ch));
+        assert!(!member(10, 7, 0, 999).is_caught_up(&ch));
+    }
 }

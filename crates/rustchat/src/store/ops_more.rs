@@ -115,20 +115,23 @@ macro_rules! search_order {
     };
 }
 
-/// Visible posts in the user's channels matching the query, newest first. The text part
-/// is rendered by `search_query` for this backend (FTS5 `MATCH` or `to_tsquery`) and bound
-/// as a parameter; a query without text is answered by its filters alone.
-pub async fn search_posts(c: &mut Conn, a: SearchArgs) -> StoreResult<Vec<Post>> {
-    let text = if PG {
-        a.query.pg_tsquery()
-    } else {
-        a.query.fts5_match()
-    };
-    let (lo, hi) = a.query.created_range().unwrap_or((i64::MIN, i64::MAX));
-    let sql = match (PG, text.is_some()) {
+/// The search statement for this backend, with (`text`) or without a text query. Public
+/// so the search benchmark (bench/rustchat/search-plan) times exactly what the server runs.
+///
+/// SQLite with text: the FTS5 match is an `IN (subquery)` on `p.seq`, run once per search
+/// into an ephemeral index with a Bloom filter, never a join on `posts_fts.rowid`. With
+/// the join the planner drove from the caller's memberships and probed FTS5 once per post
+/// of their channels (a `MATCH` plus a rowid seek through every index segment): ~100x
+/// slower, ~24% of server CPU under load (issue 7, bench/rustchat/RESULTS.md). Now a
+/// search reads each post of the caller's channels in the date range once, from
+/// `idx_posts_channel_created`. The order stays `created_at DESC, seq DESC` rather than
+/// FTS5's rowid order: `created_at` is `max(now, channel.last_post_at + 1)`, so across
+/// channels it can disagree with `seq`, and stopping early on `seq` would change answers.
+pub fn search_statement(text: bool) -> &'static str {
+    match (PG, text) {
         (false, true) => concat!(
             search_from!(),
-            " JOIN posts_fts ON posts_fts.rowid = p.seq WHERE posts_fts MATCH $9 AND",
+            " WHERE p.seq IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH $9) AND",
             search_where!(),
             search_names_sqlite!(),
             search_order!()
@@ -156,7 +159,20 @@ pub async fn search_posts(c: &mut Conn, a: SearchArgs) -> StoreResult<Vec<Post>>
             search_names_pg!(),
             search_order!()
         ),
+    }
+}
+
+/// Visible posts in the user's channels matching the query, newest first. The text part
+/// is rendered by `search_query` for this backend (FTS5 `MATCH` or `to_tsquery`) and bound
+/// as a parameter; a query without text is answered by its filters alone.
+pub async fn search_posts(c: &mut Conn, a: SearchArgs) -> StoreResult<Vec<Post>> {
+    let text = if PG {
+        a.query.pg_tsquery()
+    } else {
+        a.query.fts5_match()
     };
+    let (lo, hi) = a.query.created_range().unwrap_or((i64::MIN, i64::MAX));
+    let sql = search_statement(text.is_some());
     let mut q = sqlx::query_as(sql)
         .bind(a.user_id)
         .bind(a.team_id)

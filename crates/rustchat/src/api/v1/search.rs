@@ -4,6 +4,12 @@
 //! for FTS5 and tsquery); a parse error is 400 naming `q`. Names in `from:` and `in:` are
 //! bound as parameters. Results are visible posts of channels the caller is a member of,
 //! newest first, paged by `page`/`per_page`.
+//!
+//! Searches share the database pool with every other request but cost more than most, so
+//! at most [`concurrent_searches`] run at once; one that cannot start within the pool's
+//! `acquire_timeout_ms` is a 503 with `Retry-After`, never a wait for the whole pool.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -26,6 +32,15 @@ pub const DEFAULT_PER_PAGE: i64 = 20;
 pub const MAX_PER_PAGE: i64 = 100;
 /// Largest page number, so `page * per_page` stays a sane offset.
 pub const MAX_PAGE: i64 = 10_000;
+/// `Retry-After` seconds when every search slot stayed busy.
+pub const SEARCH_BUSY_RETRY_AFTER_SECS: u32 = 1;
+
+/// Searches that may run at once for a database pool of `pool_max` connections: a
+/// quarter of it, at least one. The rest stay free for the cheap reads and logins that
+/// slow searches used to starve (bench/rustchat/RESULTS.md, runs B and C).
+pub fn concurrent_searches(pool_max: u32) -> usize {
+    (pool_max as usize / 4).max(1)
+}
 
 #[derive(Deserialize)]
 pub struct SearchParams {
@@ -66,8 +81,32 @@ pub async fn search(
         offset: page * per_page,
         limit: per_page,
     };
+    let wait = Duration::from_millis(u64::from(st.cfg_peek().db_pool.acquire_timeout_ms));
+    let _slot = tokio::time::timeout(wait, st.search_slots.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::unavailable(
+                "too many searches in progress; retry shortly",
+                SEARCH_BUSY_RETRY_AFTER_SECS,
+            )
+        })?;
     let posts = store_read!(st.store, |c| ops::search_posts(c, args).await)?;
     Ok(Json(
         json!({"posts": posts.iter().map(render::post).collect::<Vec<_>>()}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searches_get_a_quarter_of_the_pool_and_at_least_one_slot() {
+        assert_eq!(concurrent_searches(8), 2);
+        assert_eq!(concurrent_searches(20), 5);
+        assert_eq!(concurrent_searches(3), 1);
+        assert_eq!(concurrent_searches(0), 1);
+    }
 }

@@ -248,7 +248,16 @@ pub async fn view(
         if cid.is_empty() {
             continue;
         }
-        channel_for(&st, &me, &cid).await?;
+        let (ch, m) = channel_for(&st, &me, &cid).await?;
+        // No membership row: the write would change nothing. Caught up: it would only move
+        // last_viewed_at, so the stored time stands and the writer is spared (the viewer's
+        // other sessions still hear channel_viewed, as for any view).
+        let Some(m) = m else { continue };
+        if m.is_caught_up(&ch) {
+            events::channel_viewed(&st, &me.user.id, &cid);
+            times.insert(cid, json!(m.last_viewed_at));
+            continue;
+        }
         let (c2, uid) = (cid.clone(), me.user.id.clone());
         if let Some(at) = store_write!(st.store, |c| ops::view_channel(c, &c2, &uid).await)? {
             events::channel_viewed(&st, &me.user.id, &cid);
