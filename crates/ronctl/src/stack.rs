@@ -92,7 +92,7 @@ pub struct ServiceSpec {
     pub bin: PathBuf,
     /// Arguments.
     pub args: Vec<String>,
-    /// Environment added to a cleaned one.
+    /// Environment added to the one inherited from ronctl (these win).
     pub env: Vec<(String, String)>,
     /// Working directory (its state subdirectory).
     pub dir: PathBuf,
