@@ -42,21 +42,28 @@ impl Stats {
     }
 }
 
+/// Binds a search's parameters in the statement's order: user, team, `from:` and `in:`
+/// lists (none), the created_at range (all), limit, offset, the FTS5 query.
+macro_rules! bind_search {
+    ($q:expr, $s:expr) => {
+        $q.bind(&$s.user_id)
+            .bind(&$s.team_id)
+            .bind("[]")
+            .bind("[]")
+            .bind(i64::MIN)
+            .bind(i64::MAX)
+            .bind($s.limit)
+            .bind($s.offset)
+            .bind(&$s.fts)
+    };
+}
+
 /// Runs `s` with `sql` (the search statement's parameter order, see
 /// `rustchat::store::sqlite_ops::search_posts`); returns the post ids in answer order.
 pub async fn run(c: &mut SqliteConnection, sql: &'static str, s: &Search) -> Result<Vec<String>> {
     // The statement runs whole, as the server runs it; only (seq, id), its first two
     // columns, are decoded.
-    let rows: Vec<(i64, String)> = sqlx::query_as(sql)
-        .bind(&s.user_id)
-        .bind(&s.team_id)
-        .bind("[]")
-        .bind("[]")
-        .bind(i64::MIN)
-        .bind(i64::MAX)
-        .bind(s.limit)
-        .bind(s.offset)
-        .bind(&s.fts)
+    let rows: Vec<(i64, String)> = bind_search!(sqlx::query_as(sql), s)
         .fetch_all(&mut *c)
         .await?;
     Ok(rows.into_iter().map(|(_, id)| id).collect())
@@ -64,19 +71,12 @@ pub async fn run(c: &mut SqliteConnection, sql: &'static str, s: &Search) -> Res
 
 /// `EXPLAIN QUERY PLAN` of `sql` for `s`, one indented line per plan node.
 pub async fn plan(c: &mut SqliteConnection, sql: &str, s: &Search) -> Result<String> {
-    let rows: Vec<(i64, i64, i64, String)> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-            .bind(&s.user_id)
-            .bind(&s.team_id)
-            .bind("[]")
-            .bind("[]")
-            .bind(i64::MIN)
-            .bind(i64::MAX)
-            .bind(s.limit)
-            .bind(s.offset)
-            .bind(&s.fts)
-            .fetch_all(&mut *c)
-            .await?;
+    let rows: Vec<(i64, i64, i64, String)> = bind_search!(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))),
+        s
+    )
+    .fetch_all(&mut *c)
+    .await?;
     let mut depth: Vec<(i64, usize)> = Vec::new();
     let mut out = String::new();
     for (id, parent, _, detail) in rows {
