@@ -138,7 +138,19 @@ async fn is_connected(st: &AppState, user_id: &str) -> bool {
 pub async fn set(st: &AppState, user_id: &str, status: &str) -> StoreResult<()> {
     let (uid, s) = (user_id.to_string(), status.to_string());
     let manual = status != "online";
-    crate::store_write!(st.store, |c| ops::set_status(c, &uid, &s, manual).await)?;
+    // Only manual statuses are read back (`manual_status`, `statuses`): a stored non-manual
+    // row means the same as no row. So a write that would leave the manual status as it is
+    // is skipped, and clients' periodic "online" puts stay off the single SQLite writer. Two
+    // concurrent sets by the same user have no defined order either way.
+    let stored = manual_status(st, user_id).await?;
+    let unchanged = if manual {
+        stored.as_deref() == Some(status)
+    } else {
+        stored.is_none()
+    };
+    if !unchanged {
+        crate::store_write!(st.store, |c| ops::set_status(c, &uid, &s, manual).await)?;
+    }
     let shown = if status == "online" && !is_connected(st, user_id).await {
         "offline"
     } else {

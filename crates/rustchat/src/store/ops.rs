@@ -964,13 +964,7 @@ pub async fn create_post(
     .execute(&mut *c)
     .await?;
 
-    let members: Vec<(String, String)> = sqlx::query_as(
-        "SELECT m.user_id, u.username FROM channel_members m JOIN users u ON u.id = m.user_id \
-         WHERE m.channel_id = $1",
-    )
-    .bind(&p.channel_id)
-    .fetch_all(&mut *c)
-    .await?;
+    let members = mention_candidates(c, &channel, &p.message).await?;
     let mentioned = resolve_mentions(&channel, &p, &members, online);
     for uid in &mentioned {
         sqlx::query("INSERT INTO post_mentions (post_id, user_id) VALUES ($1, $2)")
@@ -1027,6 +1021,54 @@ pub async fn create_post(
         created: true,
         mentions: mentioned,
     })
+}
+
+/// The channel members (id, username) a post's mentions could resolve to: every member for
+/// a DM/GM or when `@channel`, `@all` or `@here` appears; otherwise only members named by
+/// one of the message's `@` candidates, and no query at all when it has none.
+///
+/// Why: this runs on the single SQLite writer for every post, and most posts mention
+/// nobody, while loading a large channel's whole member list costs a row per member. The
+/// candidates are collected by a first pass that answers "not a member" to every name the
+/// scanner asks about; that pass asks about every name any answer could make it accept
+/// (it only stops trying shorter forms of a candidate at a member), so the second pass in
+/// [`resolve_mentions`] over this subset decides exactly as over the whole list.
+async fn mention_candidates(
+    c: &mut Conn,
+    channel: &Channel,
+    message: &str,
+) -> StoreResult<Vec<(String, String)>> {
+    let asked = std::cell::RefCell::new(Vec::<String>::new());
+    let m = crate::mentions::extract(message, |name| {
+        asked.borrow_mut().push(name.to_string());
+        false
+    });
+    let everyone = channel.is_direct() || m.channel || m.here;
+    let asked = asked.into_inner();
+    if !everyone && asked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = match (everyone, PG) {
+        (true, _) => {
+            "SELECT m.user_id, u.username FROM channel_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.channel_id = $1"
+        }
+        (false, true) => {
+            "SELECT m.user_id, u.username FROM users u JOIN channel_members m \
+             ON m.user_id = u.id AND m.channel_id = $1 \
+             WHERE u.username IN (SELECT jsonb_array_elements_text(CAST($2 AS jsonb)))"
+        }
+        (false, false) => {
+            "SELECT m.user_id, u.username FROM users u JOIN channel_members m \
+             ON m.user_id = u.id AND m.channel_id = $1 \
+             WHERE u.username IN (SELECT value FROM json_each($2))"
+        }
+    };
+    let mut q = sqlx::query_as(sql).bind(&channel.id);
+    if !everyone {
+        q = q.bind(json_list(&asked));
+    }
+    Ok(q.fetch_all(&mut *c).await?)
 }
 
 /// Who a post mentions (CHAT-R15): everyone else in a DM/GM; otherwise the tokenised

@@ -1,4 +1,4 @@
-//! The SQLite backend: a read-only pool plus one batching writer task (CHAT-R13).
+//! The SQLite backend: a read-only pool plus one batching writer thread (CHAT-R13).
 //!
 //! Why one writer: SQLite allows one writer at a time, so concurrent write transactions
 //! would only queue on the file lock with `SQLITE_BUSY` retries. Funnelling every write
@@ -125,7 +125,7 @@ impl SqliteStore {
             writer_batches: AtomicU32::new(0),
             closed: AtomicBool::new(false),
         });
-        tokio::spawn(writer_loop(write_conn, rx, inner.clone()));
+        spawn_writer(write_conn, rx, inner.clone())?;
         Ok((
             SqliteStore {
                 readers,
@@ -247,6 +247,30 @@ impl SqliteStore {
         }
         self.readers.close().await;
     }
+}
+
+/// Runs [`writer_loop`] on its own OS thread with a one-thread runtime.
+///
+/// Why not a task on the server's runtime: every statement is a round trip to sqlx's
+/// connection thread, and each answer has to wake the writer again. On the shared runtime
+/// that wake-up queues behind whatever the workers are busy with (WebSocket fan-out, JSON,
+/// TLS), so under load each of a write's several round trips waited its turn and the one
+/// writer, not SQLite, set the pace of every write endpoint (bench/rustchat RESULTS.md, run
+/// F). On a runtime of its own the writer is polled as soon as its answer arrives.
+fn spawn_writer(
+    conn: SqliteConnection,
+    rx: mpsc::Receiver<WriteJob>,
+    inner: Arc<Inner>,
+) -> StoreResult<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || rt.block_on(writer_loop(conn, rx, inner)))
+        .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer: {e}")))?;
+    Ok(())
 }
 
 /// The writer task: takes the first queued write, then whatever else is already queued (up

@@ -244,8 +244,9 @@ pub async fn view(
     V4Body(b): V4Body<View>,
 ) -> V4Result<Json<Value>> {
     let mut times = serde_json::Map::new();
+    let mut to_write: Vec<String> = Vec::new();
     for cid in [b.channel_id, b.prev_channel_id] {
-        if cid.is_empty() {
+        if cid.is_empty() || to_write.contains(&cid) || times.contains_key(&cid) {
             continue;
         }
         let (ch, m) = channel_for(&st, &me, &cid).await?;
@@ -256,13 +257,28 @@ pub async fn view(
         if m.is_caught_up(&ch) {
             events::channel_viewed(&st, &me.user.id, &cid);
             times.insert(cid, json!(m.last_viewed_at));
-            continue;
+        } else {
+            to_write.push(cid);
         }
-        let (c2, uid) = (cid.clone(), me.user.id.clone());
-        if let Some(at) = store_write!(st.store, |c| ops::view_channel(c, &c2, &uid).await)? {
-            events::channel_viewed(&st, &me.user.id, &cid);
-            times.insert(cid, json!(at));
+    }
+    if to_write.is_empty() {
+        return Ok(Json(json!({"status": "OK", "last_viewed_at_times": times})));
+    }
+    // Both channels of a switch in one write job: one queue slot and one savepoint on the
+    // single SQLite writer instead of two.
+    let (ids, uid) = (to_write, me.user.id.clone());
+    let viewed = store_write!(st.store, |c| {
+        let mut at = Vec::with_capacity(ids.len());
+        for cid in ids {
+            if let Some(t) = ops::view_channel(c, &cid, &uid).await? {
+                at.push((cid, t));
+            }
         }
+        Ok(at)
+    })?;
+    for (cid, at) in viewed {
+        events::channel_viewed(&st, &me.user.id, &cid);
+        times.insert(cid, json!(at));
     }
     Ok(Json(json!({"status": "OK", "last_viewed_at_times": times})))
 }
