@@ -5,6 +5,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc. Why: at 5,000 simulated users glibc's malloc, free
+/// and chunk consolidation were about 14 % of the server's CPU (bench/rustchat RESULTS.md,
+/// profile of run P), every WebSocket frame and JSON body being a short-lived allocation
+/// made on one worker thread and often freed on another.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// rustchat: self-hosted team chat server.
 #[derive(Parser, Debug)]
 #[command(name = "rustchat", version, about)]

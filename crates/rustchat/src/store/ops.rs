@@ -1343,6 +1343,31 @@ pub async fn reactions_for(c: &mut Conn, post_ids: &[String]) -> StoreResult<Vec
         .await?)
 }
 
+/// What rendering a page of posts needs besides the page, read on the caller's connection:
+/// the roots of replies whose root is not on the page, and the reactions of every post.
+pub async fn page_extras(c: &mut Conn, page: &[Post]) -> StoreResult<(Vec<Post>, Vec<Reaction>)> {
+    let on_page: std::collections::HashSet<&str> = page.iter().map(|p| p.id.as_str()).collect();
+    let mut missing: Vec<String> = page
+        .iter()
+        .filter(|p| !p.root_id.is_empty() && !on_page.contains(p.root_id.as_str()))
+        .map(|p| p.root_id.clone())
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let roots = if missing.is_empty() {
+        Vec::new()
+    } else {
+        posts_by_ids(c, &missing).await?
+    };
+    let ids: Vec<String> = page
+        .iter()
+        .chain(roots.iter())
+        .map(|p| p.id.clone())
+        .collect();
+    let reactions = reactions_for(c, &ids).await?;
+    Ok((roots, reactions))
+}
+
 // ----- statuses ----------------------------------------------------------------------------
 
 /// Stores a status; `manual` sticks until the user sets `online` again.

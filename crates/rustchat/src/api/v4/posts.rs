@@ -1,7 +1,5 @@
 //! v4 posts, threads and reactions, with Mattermost's post-list shape.
 
-use std::collections::HashSet;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -19,29 +17,13 @@ use crate::auth::extract::V4User;
 use crate::error::{ApiError, V4Result};
 use crate::realtime::events;
 use crate::state::AppState;
-use crate::store::{Post, PostPage};
+use crate::store::{Post, PostPage, Reaction};
 use crate::{store_read, store_write};
 
 /// `{"order", "posts", "next_post_id", "prev_post_id", "has_next"}` from posts oldest
-/// first; roots of replies on the page are added to `posts` (not to `order`).
-async fn post_list(st: &AppState, page: Vec<Post>, has_next: bool) -> V4Result<Value> {
-    let mut ids: Vec<String> = page.iter().map(|p| p.id.clone()).collect();
-    let on_page: HashSet<&str> = page.iter().map(|p| p.id.as_str()).collect();
-    let missing_roots: Vec<String> = page
-        .iter()
-        .filter(|p| !p.root_id.is_empty() && !on_page.contains(p.root_id.as_str()))
-        .map(|p| p.root_id.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let roots = if missing_roots.is_empty() {
-        Vec::new()
-    } else {
-        store_read!(st.store, |c| ops::posts_by_ids(c, &missing_roots).await)?
-    };
-    ids.extend(roots.iter().map(|p| p.id.clone()));
-    let reactions =
-        render::reactions_by_post(store_read!(st.store, |c| ops::reactions_for(c, &ids).await)?);
+/// first; `roots` (of replies not on the page) are added to `posts`, not to `order`.
+fn post_list(page: &[Post], roots: &[Post], reactions: Vec<Reaction>, has_next: bool) -> Value {
+    let reactions = render::reactions_by_post(reactions);
     let mut posts = Map::new();
     for p in page.iter().chain(roots.iter()) {
         posts.insert(
@@ -50,13 +32,13 @@ async fn post_list(st: &AppState, page: Vec<Post>, has_next: bool) -> V4Result<V
         );
     }
     let order: Vec<&str> = page.iter().rev().map(|p| p.id.as_str()).collect();
-    Ok(json!({
+    json!({
         "order": order,
         "posts": posts,
         "next_post_id": "",
         "prev_post_id": if has_next { page.first().map(|p| p.id.as_str()).unwrap_or("") } else { "" },
         "has_next": has_next,
-    }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -156,8 +138,14 @@ pub async fn channel_posts(
     } else {
         PostPage::Latest { offset: page * per }
     };
-    let (posts, more) = store_read!(st.store, |c| ops::channel_posts(c, &id, which, per).await)?;
-    Ok(Json(post_list(&st, posts, more).await?))
+    // The page, its missing roots and their reactions on one pooled connection: under load
+    // each checkout waits its turn for one of the few SQLite readers.
+    let (posts, more, roots, rs) = store_read!(st.store, |c| {
+        let (posts, more) = ops::channel_posts(c, &id, which, per).await?;
+        let (roots, rs) = ops::page_extras(c, &posts).await?;
+        Ok((posts, more, roots, rs))
+    })?;
+    Ok(Json(post_list(&posts, &roots, rs, more)))
 }
 
 /// `GET /posts/{id}/thread`: root and replies as a post list.
@@ -172,10 +160,15 @@ pub async fn thread(
     } else {
         post.root_id
     };
-    let (root, replies) = store_read!(st.store, |c| ops::thread(c, &root_id).await)?;
-    let mut all = vec![root];
-    all.extend(replies);
-    Ok(Json(post_list(&st, all, false).await?))
+    let (all, rs) = store_read!(st.store, |c| {
+        let (root, replies) = ops::thread(c, &root_id).await?;
+        let mut all = vec![root];
+        all.extend(replies);
+        // A thread's posts are all on the page, so there are no extra roots.
+        let (_, rs) = ops::page_extras(c, &all).await?;
+        Ok((all, rs))
+    })?;
+    Ok(Json(post_list(&all, &[], rs, false)))
 }
 
 /// `GET /posts/{id}/reactions`.
