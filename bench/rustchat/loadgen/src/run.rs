@@ -364,56 +364,98 @@ pub async fn run(opts: Opts) -> Result<Value> {
 }
 
 /// `--search`: add a step of users per window until a gate fails, then bisect down to the
-/// resolution. Returns the largest user count seen within the gates.
+/// resolution ([`SearchPlan`] picks each count). Returns the largest user count measured
+/// within the gates.
 async fn search(
     bench: &mut Bench,
     opts: &Opts,
     servers: &[SocketAddr],
     windows: &mut Vec<Measured>,
 ) -> Result<u32> {
-    let step = opts.search_step.max(1);
-    let mut lo = 0;
-    let mut hi = None;
-    while bench.active() < opts.max_users {
-        let from = bench.active();
-        let to = (from + step).min(opts.max_users);
-        grow_to(bench, opts, servers, to).await?;
-        eprintln!("loadgen: search step: {from} → {to} users");
-        bench.start(from, to).await;
+    let mut plan = SearchPlan::new(opts.search_step, opts.search_resolution, opts.max_users);
+    let mut target = plan.first();
+    while let Some(to) = target {
+        let now = bench.active();
+        if to > now {
+            grow_to(bench, opts, servers, to).await?;
+            bench.start(now, to).await;
+        } else if to < now {
+            bench.stop(to, now).await;
+        }
+        if plan.bisecting() {
+            eprintln!("loadgen: bisect at {to} users");
+        } else {
+            eprintln!("loadgen: search step: {now} → {to} users");
+        }
         let m = bench.measure(opts.search_step_secs).await;
-        eprintln!("loadgen: {} users: gates {}", to, gate_word(&m.verdict));
+        eprintln!("loadgen: {to} users: gates {}", gate_word(&m.verdict));
         let pass = m.verdict.pass();
         windows.push(m);
+        target = plan.record(pass);
+    }
+    Ok(plan.largest_within())
+}
+
+/// The `--search` walk without the load: which user count to measure next, given whether
+/// the last count passed the gates. Counts climb by `step` (capped at `max`) until one
+/// fails, then the bracket between the last pass and the first failure is halved, in
+/// multiples of `resolution`, until it is at most `resolution` wide.
+#[derive(Debug, Clone)]
+pub struct SearchPlan {
+    step: u32,
+    resolution: u32,
+    max: u32,
+    current: u32,
+    lo: u32,
+    hi: Option<u32>,
+}
+
+impl SearchPlan {
+    pub fn new(step: u32, resolution: u32, max: u32) -> SearchPlan {
+        let step = step.max(1);
+        SearchPlan {
+            step,
+            resolution: resolution.max(1),
+            max,
+            current: step.min(max),
+            lo: 0,
+            hi: None,
+        }
+    }
+
+    /// The first count to measure (none when `max` is 0).
+    pub fn first(&self) -> Option<u32> {
+        (self.current > 0).then_some(self.current)
+    }
+
+    /// Whether a count has failed, so the walk is bisecting.
+    pub fn bisecting(&self) -> bool {
+        self.hi.is_some()
+    }
+
+    /// Records the verdict at the current count; the next count, or None when done.
+    pub fn record(&mut self, pass: bool) -> Option<u32> {
         if pass {
-            lo = to;
+            self.lo = self.current;
         } else {
-            hi = Some(to);
-            break;
+            self.hi = Some(self.current);
         }
-    }
-    let res = opts.search_resolution.max(1);
-    if let Some(mut hi) = hi {
-        while hi - lo > res {
-            let half = ((hi - lo) / 2 / res).max(1) * res;
-            let mid = lo + half;
-            let now = bench.active();
-            if mid < now {
-                bench.stop(mid, now).await;
-            } else {
-                bench.start(now, mid).await;
+        self.current = match self.hi {
+            None if self.current >= self.max => return None,
+            None => self.current.saturating_add(self.step).min(self.max),
+            Some(hi) if hi - self.lo <= self.resolution => return None,
+            Some(hi) => {
+                let half = ((hi - self.lo) / 2 / self.resolution).max(1) * self.resolution;
+                self.lo + half
             }
-            eprintln!("loadgen: bisect at {mid} users");
-            let m = bench.measure(opts.search_step_secs).await;
-            eprintln!("loadgen: {mid} users: gates {}", gate_word(&m.verdict));
-            if m.verdict.pass() {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-            windows.push(m);
-        }
+        };
+        Some(self.current)
     }
-    Ok(lo)
+
+    /// The largest count that passed (0 when none did).
+    pub fn largest_within(&self) -> u32 {
+        self.lo
+    }
 }
 
 fn gate_word(v: &Verdict) -> String {
@@ -435,4 +477,55 @@ async fn grow_to(bench: &Bench, opts: &Opts, servers: &[SocketAddr], to: u32) ->
     seed::grow(&mut w, opts, servers, to - have).await?;
     *bench.ctx.world.write() = w;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SearchPlan;
+
+    /// Runs the plan against a server that stays within the gates up to `knee` users;
+    /// returns the counts measured and the answer.
+    fn walk(step: u32, res: u32, max: u32, knee: u32) -> (Vec<u32>, u32) {
+        let mut plan = SearchPlan::new(step, res, max);
+        let mut measured = Vec::new();
+        let mut next = plan.first();
+        while let Some(n) = next {
+            assert!(measured.len() < 1000, "the walk does not end: {measured:?}");
+            measured.push(n);
+            next = plan.record(n <= knee);
+        }
+        (measured, plan.largest_within())
+    }
+
+    #[test]
+    fn climbs_by_steps_then_bisects_to_the_resolution() {
+        let (measured, answer) = walk(1000, 250, 30_000, 3_700);
+        assert_eq!(measured, [1000, 2000, 3000, 4000, 3500, 3750]);
+        assert_eq!(answer, 3500);
+    }
+
+    #[test]
+    fn stops_at_the_cap_when_every_count_passes() {
+        let (measured, answer) = walk(1000, 250, 2_500, u32::MAX);
+        assert_eq!(measured, [1000, 2000, 2500]);
+        assert_eq!(answer, 2500);
+    }
+
+    #[test]
+    fn a_failing_first_step_bisects_below_it() {
+        let (measured, answer) = walk(1000, 250, 30_000, 300);
+        assert_eq!(measured, [1000, 500, 250]);
+        assert_eq!(answer, 250);
+        assert_eq!(walk(1000, 250, 30_000, 100).1, 0);
+        assert_eq!(walk(10, 1, 0, 5).0, Vec::<u32>::new());
+    }
+
+    #[test]
+    fn the_answer_is_within_one_resolution_below_any_knee() {
+        for knee in (0..7_000).step_by(37) {
+            let (_, answer) = walk(1000, 250, 30_000, knee);
+            assert!(answer <= knee, "knee {knee}: {answer} passed above it");
+            assert!(knee - answer < 250, "knee {knee}: answer {answer} too low");
+        }
+    }
 }

@@ -239,3 +239,62 @@ fn chat_r31_loadgen_v4_driver_reconciles_against_a_real_server() {
 fn chat_r31_loadgen_v1_driver_reconciles_against_a_real_server() {
     smoke("v1", 12);
 }
+
+/// §8 / CHAT-R31: `--search` against a real server measures exactly the counts its plan
+/// asks for, given the verdicts it got (a loaded machine may fail a gate, so the verdicts
+/// are read from the report, not assumed), and reports the plan's answer.
+#[test]
+fn chat_r31_search_walks_its_plan_against_a_real_server() {
+    let (svc, addr, dir) = start_rustchat();
+    let report_path = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_rustchat-loadgen"))
+        .args(["--server", &format!("http://{addr}"), "--search"])
+        .args(["--search-step", "3", "--max-users", "6"])
+        .args(["--search-resolution", "1", "--search-step-secs", "4"])
+        .args([
+            "--teams",
+            "1",
+            "--public-channels",
+            "3",
+            "--private-channels",
+            "1",
+        ])
+        .args(["--channels-per-user", "2", "--seed-posts", "20"])
+        .args([
+            "--ramp-per-sec",
+            "40",
+            "--rate-scale",
+            "150",
+            "--drain-secs",
+            "5",
+        ])
+        .arg("--report")
+        .arg(&report_path)
+        .output()
+        .expect("run rustchat-loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report written"))
+            .expect("report is JSON");
+    let windows = r["windows"].as_array().expect("windows");
+    let mut plan = rustchat_loadgen::run::SearchPlan::new(3, 1, 6);
+    let mut want = plan.first();
+    for w in windows {
+        assert_eq!(Some(u(&w["users"]) as u32), want, "{w}");
+        want = plan.record(w["gates"]["pass"].as_bool().expect("verdict"));
+    }
+    assert_eq!(want, None, "the search stopped before its plan did");
+    assert_eq!(
+        u(&r["users_within_gates"]),
+        u64::from(plan.largest_within()),
+        "{stderr}"
+    );
+    drop(svc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
