@@ -77,7 +77,7 @@ struct Inner {
 impl SqliteStore {
     /// Opens (creating if missing) the database with WAL, foreign keys and the busy
     /// timeout, applies pending migrations on the write connection under the migration
-    /// lock, then starts the writer task.
+    /// lock, then starts the writer task on its own thread.
     pub async fn open(opts: &SqliteOptions) -> StoreResult<(Self, MigrationReport)> {
         let base = if opts.memory {
             // A named shared-cache memory database, so the writer and readers see one DB.
