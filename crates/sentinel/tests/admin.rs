@@ -156,8 +156,14 @@ fn admin_api_answers_per_section_3_2() {
     let dir = temp_dir("sen-admin");
     let p = Proxy::start(&dir, &config(&a, &b), &[], 0);
     // The checkers' first probes run at start; with a 1 h interval no other probe comes.
+    // An upstream counts a probe when the request arrives, a moment before the proxy has
+    // read the answer and recorded `last_check`, so wait for the record too.
     wait_for("the first probes", Duration::from_secs(5), || {
-        probes(&a) >= 1 && probes(&b) >= 1
+        probes(&a) >= 1
+            && probes(&b) >= 1
+            && json(&get(p.admin, "/admin/upstreams/*/health", &[]))["upstreams"][0]["targets"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().all(|t| !t["last_check"].is_null()))
     });
 
     // GET …/*/health: every upstream in config order, each in the U shape.
