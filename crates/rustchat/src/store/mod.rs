@@ -9,10 +9,10 @@
 //!
 //! The backends differ in how work is scheduled, not in what it does:
 //! - SQLite ([`sqlite::SqliteStore`]): a read-only pool (`query_only=ON`) for reads and one
-//!   writer task, on a thread and runtime of its own, owning the only write connection
-//!   (the spec's "writer task"; why its own thread: `sqlite::spawn_writer`). It batches up to 128 queued writes into
-//!   one `BEGIN IMMEDIATE` transaction, one SAVEPOINT per write (a failing write rolls back
-//!   alone), commits once (one fsync) and only then answers each caller.
+//!   writer task, on a thread and runtime of its own (why: `sqlite::spawn_writer`), owning
+//!   the only write connection. It batches up to 128 queued writes into one `BEGIN
+//!   IMMEDIATE` transaction, one SAVEPOINT per write (a failing write rolls back alone),
+//!   commits once (one fsync) and only then answers each caller.
 //! - PostgreSQL ([`postgres::PgStore`]): a pool with `application_name=rustchat`, one
 //!   transaction per write.
 //!
