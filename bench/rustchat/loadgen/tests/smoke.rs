@@ -78,6 +78,26 @@ fn start_rustchat() -> (Service, String, PathBuf) {
     (svc, addr, dir)
 }
 
+/// Runs the generator with `--report report_path`; asserts exit 0 and returns its stdout,
+/// stderr and the parsed report.
+fn run_loadgen(mut cmd: Command, report_path: &Path) -> (String, String, Value) {
+    let out = cmd
+        .arg("--report")
+        .arg(report_path)
+        .output()
+        .expect("run rustchat-loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let r = serde_json::from_str(&std::fs::read_to_string(report_path).expect("report written"))
+        .expect("report is JSON");
+    (stdout, stderr, r)
+}
+
 fn u(v: &Value) -> u64 {
     v.as_u64()
         .unwrap_or_else(|| panic!("expected a count, got {v}"))
@@ -88,8 +108,8 @@ fn smoke(driver: &str, users: u32) {
     let report_path = dir.join("report.json");
     let users_s = users.to_string();
     let pid = svc.child.id().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_rustchat-loadgen"))
-        .args(["--server", &format!("http://{addr}"), "--driver", driver])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rustchat-loadgen"));
+    cmd.args(["--server", &format!("http://{addr}"), "--driver", driver])
         .args([
             "--users",
             &users_s,
@@ -114,22 +134,9 @@ fn smoke(driver: &str, users: u32) {
             "10",
             "--server-pid",
             &pid,
-        ])
-        .arg("--report")
-        .arg(&report_path)
-        .output()
-        .expect("run rustchat-loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+        ]);
+    let (stdout, _, r) = run_loadgen(cmd, &report_path);
     assert!(stdout.contains("reconciliation ok"), "{stdout}");
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report written"))
-            .expect("report is JSON");
 
     // Seeding happened as asked.
     assert_eq!(u(&r["seed"]["users"]), u64::from(users));
@@ -247,8 +254,8 @@ fn chat_r31_loadgen_v1_driver_reconciles_against_a_real_server() {
 fn chat_r31_search_walks_its_plan_against_a_real_server() {
     let (svc, addr, dir) = start_rustchat();
     let report_path = dir.join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_rustchat-loadgen"))
-        .args(["--server", &format!("http://{addr}"), "--search"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rustchat-loadgen"));
+    cmd.args(["--server", &format!("http://{addr}"), "--search"])
         .args(["--search-step", "3", "--max-users", "6"])
         .args(["--search-resolution", "1", "--search-step-secs", "4"])
         .args([
@@ -267,21 +274,8 @@ fn chat_r31_search_walks_its_plan_against_a_real_server() {
             "150",
             "--drain-secs",
             "5",
-        ])
-        .arg("--report")
-        .arg(&report_path)
-        .output()
-        .expect("run rustchat-loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).expect("report written"))
-            .expect("report is JSON");
+        ]);
+    let (_, stderr, r) = run_loadgen(cmd, &report_path);
     let windows = r["windows"].as_array().expect("windows");
     let mut plan = rustchat_loadgen::run::SearchPlan::new(3, 1, 6);
     let mut want = plan.first();
